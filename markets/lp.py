@@ -1,0 +1,413 @@
+"""The clearing LP: built once per topology, updated and re-solved each step.
+
+Variables (all >= 0, flows in Mtok/s):
+    y  tokens of workload k from demand node s to compute node n on route r
+    z  tokens of workload k processed on asset a
+    u  GPUs of asset a dispatched from offer block o (upper bound: block size)
+    d  tokens of elastic bid block b accepted (upper bound: block size)
+    q  tokens of hard demand shed at the penalty (only when shedding is on,
+       or in the feasibility LP that diagnoses an infeasible market)
+
+Rows: demand balance (k,s), processing balance (k,n), compute balance (a),
+link capacity (l). See `markets.prices` for how their duals become prices.
+
+Tie-breaks: identical offer prices are dispatched in order of asset id, and
+among a pair's routes the lower-latency one is preferred. Both are done with
+tiny cost offsets (`OFFER_TIE_USD_PER_GPU_HOUR`, `ROUTE_TIE_USD_PER_H`) so
+that the optimal flows are unique and do not depend on input order; reported
+total costs leave the offsets out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from ortools.linear_solver import pywraplp
+
+from markets import units
+from markets.routes import Route, candidate_routes, eligible_routes
+from scenarios.schema import BidBlock, Demand, OfferBlock, Scenario
+
+logger = logging.getLogger(__name__)
+
+OFFER_TIE_USD_PER_GPU_HOUR = 1e-6
+ROUTE_TIE_USD_PER_H = 1e-4
+# Where the optimum is degenerate, prices are those of the next token: the
+# duals of the market with every hard demand raised by this much (10 tokens/s),
+# which are also optimal duals of the market itself.
+NEXT_TOKEN_MTOK_S = 1e-5
+_GLOP_PARAMS = "use_preprocessing: false use_dual_simplex: true"
+
+
+class ClearingError(RuntimeError):
+    """The solver failed for a reason other than infeasibility."""
+
+
+@dataclass
+class RawSolution:
+    """Primal values and duals of one solve, in LP units (see markets.prices)."""
+
+    status: str
+    y: np.ndarray
+    z: np.ndarray
+    u: np.ndarray
+    d: np.ndarray
+    q: np.ndarray
+    lp_objective: float
+    degenerate: bool
+    iterations: int
+    dual_demand: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    dual_processing: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    dual_compute: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    dual_link: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    dual_objective: float = float("nan")
+
+
+@dataclass(frozen=True)
+class YIndex:
+    """What one routing variable stands for."""
+
+    workload: str
+    demand_node: str
+    compute_node: str
+    route: Route
+    gbps_per_mtok_s: float
+    transfer_usd_per_h: float
+
+
+class ClearingModel:
+    """The GLOP model of one market topology; demands and offers are data."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        demand: dict[tuple[str, str], Demand],
+        offers: dict[str, tuple[OfferBlock, ...]],
+        *,
+        feasibility: bool = False,
+    ):
+        self.scenario = scenario
+        self.feasibility = feasibility
+        self.params = pywraplp.MPSolverParameters()
+        self.params.SetIntegerParam(
+            pywraplp.MPSolverParameters.PRESOLVE,
+            pywraplp.MPSolverParameters.PRESOLVE_OFF,
+        )
+        self.shedding = feasibility or scenario.shed_penalty_usd_per_mtok is not None
+        self._index(demand, offers)
+        self._build_solver(demand, offers)
+
+    def _build_solver(self, demand, offers) -> None:
+        """A new GLOP instance holding the model, with no basis to start from."""
+        self.solver = pywraplp.Solver.CreateSolver("GLOP")
+        self.solver.SetSolverSpecificParametersAsString(_GLOP_PARAMS)
+        self._build_variables()
+        self._build_rows()
+        self.set_data(demand, offers)
+
+    # -- structure -----------------------------------------------------------
+
+    def shape_of(self, demand, offers) -> tuple:
+        """What must match for `set_data` to reuse this model."""
+        pairs = tuple(sorted(demand, key=self._pair_order))
+        bids = tuple(len(demand[p].bids) for p in pairs)
+        blocks = tuple(len(offers[a.id]) for a in self.scenario.assets)
+        return pairs, bids, blocks
+
+    def _pair_order(self, pair):
+        workload, node = pair
+        return self.workload_ids.index(workload), self.node_ids.index(node)
+
+    def _index(self, demand, offers) -> None:
+        sc = self.scenario
+        self.workload_ids = list(sc.workloads)
+        self.node_ids = list(sc.nodes)
+        self.shape = self.shape_of(demand, offers)
+        self.pairs = list(self.shape[0])
+        self.compute_nodes = [
+            n for n in self.node_ids if any(a.node == n for a in sc.assets)
+        ]
+        # Routes from every node, not only demand nodes: nodes without demand
+        # are priced at the delivered cost of their next token.
+        self.candidates = candidate_routes(sc, self.node_ids, self.compute_nodes)
+        self.y_index: list[YIndex] = []
+        for k, s in self.pairs:
+            bits = sc.link_bits_per_token(k)
+            limit = sc.workloads[k].latency_limit_ms
+            for n in self.compute_nodes:
+                for route in self.routes_for(s, n, limit):
+                    transfer = sum(sc.links[i].transfer_usd_per_gb for i in route.links)
+                    self.y_index.append(
+                        YIndex(
+                            k,
+                            s,
+                            n,
+                            route,
+                            units.gbps_per_mtok_s(bits),
+                            transfer * units.gb_per_hour_per_mtok_s(bits),
+                        )
+                    )
+        self.z_index = [
+            (k, a) for a in range(len(sc.assets)) for k in self.workload_ids
+        ]
+        self.u_index = [
+            (a, o)
+            for a, asset in enumerate(sc.assets)
+            for o in range(len(offers[asset.id]))
+        ]
+        self.d_index = [
+            (p, b)
+            for p, pair in enumerate(self.pairs)
+            for b in range(len(demand[pair].bids))
+        ]
+        self.used_links = sorted({i for y in self.y_index for i in y.route.links})
+
+    def routes_for(self, s: str, n: str, latency_limit_ms: float) -> list[Route]:
+        """Eligible routes from node s to compute node n under a latency limit."""
+        candidates = self.candidates[s, n]
+        return eligible_routes(candidates, latency_limit_ms, self.scenario.max_routes)
+
+    def _build_variables(self) -> None:
+        solver, inf = self.solver, self.solver.infinity()
+        self.y_vars = [solver.NumVar(0, inf, f"y{i}") for i in range(len(self.y_index))]
+        self.z_vars = [solver.NumVar(0, inf, f"z{i}") for i in range(len(self.z_index))]
+        self.u_vars = [solver.NumVar(0, 0, f"u{i}") for i in range(len(self.u_index))]
+        self.d_vars = [solver.NumVar(0, 0, f"d{i}") for i in range(len(self.d_index))]
+        n_shed = len(self.pairs) if self.shedding else 0
+        self.q_vars = [solver.NumVar(0, inf, f"q{i}") for i in range(n_shed)]
+
+        objective = solver.Objective()
+        objective.SetMinimization()
+        if self.feasibility:
+            for q in self.q_vars:
+                objective.SetCoefficient(q, 1.0)
+            return
+        ranks = self._route_ranks()
+        for yi, var, route_rank in zip(self.y_index, self.y_vars, ranks, strict=True):
+            cost = yi.transfer_usd_per_h + ROUTE_TIE_USD_PER_H * route_rank
+            objective.SetCoefficient(var, cost)
+        penalty = self.scenario.shed_penalty_usd_per_mtok
+        for q in self.q_vars:
+            objective.SetCoefficient(q, units.usd_per_mtok_to_lp(penalty))
+
+    def _route_ranks(self) -> list[int]:
+        ranks, previous, rank = [], None, 0
+        for yi in self.y_index:
+            key = (yi.workload, yi.demand_node, yi.compute_node)
+            rank = rank + 1 if key == previous else 0
+            ranks.append(rank)
+            previous = key
+        return ranks
+
+    def _build_rows(self) -> None:
+        solver, sc = self.solver, self.scenario
+        self.demand_rows = [
+            solver.Constraint(0, 0, f"demand{p}") for p in range(len(self.pairs))
+        ]
+        pair_row = {pair: p for p, pair in enumerate(self.pairs)}
+        proc_key = [(k, n) for k in self.workload_ids for n in self.compute_nodes]
+        proc_row = {key: r for r, key in enumerate(proc_key)}
+        self.processing_keys = proc_key
+        self.processing_rows = [
+            solver.Constraint(0, 0, f"proc{r}") for r in range(len(proc_key))
+        ]
+        self.compute_rows = [
+            solver.Constraint(0, 0, f"gpu{a}") for a in range(len(sc.assets))
+        ]
+        self.link_rows = {
+            i: solver.Constraint(
+                -solver.infinity(), sc.links[i].capacity_gbps, f"link{i}"
+            )
+            for i in self.used_links
+        }
+
+        link_pos = {i: j for j, i in enumerate(self.used_links)}
+        self.link_matrix = np.zeros((len(self.used_links), len(self.y_index)))
+        for col, (yi, var) in enumerate(zip(self.y_index, self.y_vars, strict=True)):
+            for i in yi.route.links:
+                self.link_matrix[link_pos[i], col] = yi.gbps_per_mtok_s
+            self.demand_rows[pair_row[yi.workload, yi.demand_node]].SetCoefficient(
+                var, 1.0
+            )
+            self.processing_rows[proc_row[yi.workload, yi.compute_node]].SetCoefficient(
+                var, 1.0
+            )
+            for i in yi.route.links:
+                self.link_rows[i].SetCoefficient(var, yi.gbps_per_mtok_s)
+        for (k, a), var in zip(self.z_index, self.z_vars, strict=True):
+            asset = sc.assets[a]
+            self.processing_rows[proc_row[k, asset.node]].SetCoefficient(var, -1.0)
+            gpus = units.gpus_per_mtok_s(sc.throughput(asset, k))
+            self.compute_rows[a].SetCoefficient(var, gpus)
+        for (a, _), var in zip(self.u_index, self.u_vars, strict=True):
+            self.compute_rows[a].SetCoefficient(var, -1.0)
+        for (p, _), var in zip(self.d_index, self.d_vars, strict=True):
+            self.demand_rows[p].SetCoefficient(var, -1.0)
+        for p, var in enumerate(self.q_vars):
+            self.demand_rows[p].SetCoefficient(var, 1.0)
+
+    # -- data ------------------------------------------------------------------
+
+    def set_data(self, demand, offers) -> None:
+        """Write demands and offers into the built model (same shape only)."""
+        self.demand = demand
+        self.offers = offers
+        objective = self.solver.Objective()
+        for p, pair in enumerate(self.pairs):
+            hard = units.tokens_to_mtok_s(demand[pair].tokens_per_s)
+            self.demand_rows[p].SetBounds(hard, hard)
+        for (p, b), var in zip(self.d_index, self.d_vars, strict=True):
+            bid: BidBlock = demand[self.pairs[p]].bids[b]
+            var.SetUb(units.tokens_to_mtok_s(bid.tokens_per_s))
+            if not self.feasibility:
+                value = units.usd_per_mtok_to_lp(bid.value_usd_per_mtok)
+                objective.SetCoefficient(var, -value)
+
+        assets = self.scenario.assets
+        blocks = [offers[assets[a].id][o] for a, o in self.u_index]
+        ties = _tie_ranks(blocks, [assets[a].id for a, _ in self.u_index])
+        self.offer_prices = np.array([b.price_usd_per_gpu_hour for b in blocks])
+        for var, block, tie in zip(self.u_vars, blocks, ties, strict=True):
+            var.SetUb(block.gpus)
+            if not self.feasibility:
+                price = block.price_usd_per_gpu_hour + OFFER_TIE_USD_PER_GPU_HOUR * tie
+                objective.SetCoefficient(var, price)
+
+    def demand_offered_tokens_per_s(self, pair: tuple[str, str]) -> float:
+        """Hard demand plus all bid blocks of a (workload, node) pair."""
+        entry = self.demand[pair]
+        return entry.tokens_per_s + sum(b.tokens_per_s for b in entry.bids)
+
+    def gpus_used(self, raw: RawSolution) -> np.ndarray:
+        """GPUs running per asset (scenario order) in a solution."""
+        used = np.zeros(len(self.scenario.assets))
+        if len(raw.u):
+            np.add.at(used, [a for a, _ in self.u_index], raw.u)
+        return used
+
+    # -- solve -----------------------------------------------------------------
+
+    def solve(self, *, cold: bool = False) -> RawSolution:
+        """Solve from the previous basis (or from scratch) and read it out."""
+        if cold:
+            self._build_solver(self.demand, self.offers)
+        code = self.solver.Solve(self.params)
+        if code == pywraplp.Solver.INFEASIBLE:
+            return self._empty("infeasible")
+        if code != pywraplp.Solver.OPTIMAL:
+            if not cold:
+                logger.warning("GLOP status %s from a warm start; retrying cold", code)
+                return self.solve(cold=True)
+            raise ClearingError(
+                f"GLOP failed with status {code} on {self.scenario.name}"
+            )
+
+        solution = self._read_primal()
+        if solution.degenerate:
+            self._perturb_demand(NEXT_TOKEN_MTOK_S)
+            code = self.solver.Solve(self.params)
+            if code != pywraplp.Solver.OPTIMAL:
+                self._perturb_demand(0.0)
+                raise ClearingError(
+                    f"GLOP failed with status {code} pricing the next token"
+                )
+        self._read_duals(solution)
+        if solution.degenerate:
+            self._perturb_demand(0.0)
+        return solution
+
+    def _perturb_demand(self, delta_mtok_s: float) -> None:
+        """Raise every demand pair's hard demand by delta (0 restores it).
+
+        Pair p is raised by delta * (1 + p / n), so that no two pairs are
+        raised alike and the perturbed market has one dual solution.
+        """
+        n = max(1, len(self.pairs))
+        for p, pair in enumerate(self.pairs):
+            hard = units.tokens_to_mtok_s(self.demand[pair].tokens_per_s)
+            hard += delta_mtok_s * (1 + p / n)
+            self.demand_rows[p].SetBounds(hard, hard)
+
+    def _read_primal(self) -> RawSolution:
+        link_rows = [self.link_rows[i] for i in self.used_links]
+        y = _values(self.y_vars)
+        return RawSolution(
+            status="optimal",
+            y=y,
+            z=_values(self.z_vars),
+            u=_values(self.u_vars),
+            d=_values(self.d_vars),
+            q=_values(self.q_vars),
+            lp_objective=self.solver.Objective().Value(),
+            degenerate=self._is_degenerate(y, link_rows),
+            iterations=self.solver.iterations(),
+        )
+
+    def _read_duals(self, solution: RawSolution) -> None:
+        link_rows = [self.link_rows[i] for i in self.used_links]
+        solution.dual_demand = _duals(self.demand_rows)
+        solution.dual_processing = _duals(self.processing_rows)
+        solution.dual_compute = _duals(self.compute_rows)
+        solution.dual_link = _duals(link_rows)
+        solution.dual_objective = self._dual_objective(solution.dual_demand, link_rows)
+
+    def _dual_objective(self, dual_demand: np.ndarray, link_rows) -> float:
+        """b'dual plus upper-bound terms, at the unperturbed right-hand sides.
+
+        Equals the primal objective whenever the duals are optimal.
+        """
+        hard = np.array(
+            [units.tokens_to_mtok_s(self.demand[p].tokens_per_s) for p in self.pairs]
+        )
+        total = float(dual_demand @ hard) if len(hard) else 0.0
+        total += sum(r.dual_value() * r.ub() for r in link_rows)
+        for var in self.u_vars + self.d_vars:
+            total += min(0.0, var.reduced_cost()) * var.ub()
+        return total
+
+    def _is_degenerate(self, y: np.ndarray, link_rows, tol: float = 1e-9) -> bool:
+        """A basic variable at a bound, or a binding link row left basic.
+
+        Only a degenerate optimum can have more than one dual solution.
+        """
+        basic = pywraplp.Solver.BASIC
+        for var in self.y_vars + self.z_vars + self.u_vars + self.d_vars + self.q_vars:
+            if var.basis_status() == basic:
+                value = var.solution_value()
+                if value <= tol or value >= var.ub() - tol:
+                    return True
+        flows = self.link_matrix @ y if len(y) else np.zeros(len(link_rows))
+        for row, flow in zip(link_rows, flows, strict=True):
+            if row.basis_status() == basic and flow >= row.ub() - tol * (1 + row.ub()):
+                return True
+        return False
+
+    def _empty(self, status: str) -> RawSolution:
+        none = np.zeros(0)
+        return RawSolution(status, none, none, none, none, none, float("nan"), False, 0)
+
+
+def _tie_ranks(blocks: list[OfferBlock], asset_ids: list[str]) -> list[int]:
+    """Rank of each block among blocks of the same price, by asset id."""
+    order = sorted(
+        range(len(blocks)),
+        key=lambda i: (blocks[i].price_usd_per_gpu_hour, asset_ids[i], i),
+    )
+    ranks = [0] * len(blocks)
+    previous, rank = None, 0
+    for i in order:
+        price = blocks[i].price_usd_per_gpu_hour
+        rank = rank + 1 if price == previous else 0
+        ranks[i] = rank
+        previous = price
+    return ranks
+
+
+def _values(variables) -> np.ndarray:
+    return np.fromiter((v.solution_value() for v in variables), float, len(variables))
+
+
+def _duals(rows) -> np.ndarray:
+    return np.fromiter((r.dual_value() for r in rows), float, len(rows))

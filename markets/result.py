@@ -1,0 +1,292 @@
+"""The result of one clearing: tidy DataFrames with units in column names."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from markets import units
+
+_SATURATED = 1e-6
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Money flows of one clearing, in USD per hour."""
+
+    consumer_payments_usd_per_h: float
+    provider_revenues_usd_per_h: float
+    transfer_charges_usd_per_h: float
+    congestion_rents_usd_per_h: float
+
+    @property
+    def merchandising_surplus_usd_per_h(self) -> float:
+        """What the operator keeps: payments less revenues and transfer charges."""
+        return (
+            self.consumer_payments_usd_per_h
+            - self.provider_revenues_usd_per_h
+            - self.transfer_charges_usd_per_h
+        )
+
+
+class ClearingResult:
+    """Flows, prices and settlement of one clearing.
+
+    Arrays are kept as the solver produced them; the DataFrames are built on
+    first access, so that a simulation can record the arrays without paying
+    for tables it does not read.
+    """
+
+    def __init__(self, model, raw, prices, unserved: pd.DataFrame | None = None):
+        self._model = model
+        self._raw = raw
+        self._prices = prices
+        self._unserved = unserved
+        self.status: str = "infeasible" if unserved is not None else "optimal"
+        self.bandwidth_model: str = model.scenario.bandwidth_model
+        self.scenario_name: str = model.scenario.name
+        self.degenerate: bool = bool(raw.degenerate)
+        self.iterations: int = raw.iterations
+        self.lp_objective_usd_per_h: float = raw.lp_objective
+        self.dual_objective_usd_per_h: float = raw.dual_objective
+
+    # -- arrays ------------------------------------------------------------
+
+    @cached_property
+    def gpus_used(self) -> np.ndarray:
+        """GPUs running per asset (scenario order)."""
+        return self._model.gpus_used(self._raw)
+
+    @cached_property
+    def link_flow_gbps(self) -> np.ndarray:
+        """Flow per link (scenario order), both directions together."""
+        flow = np.zeros(len(self._model.scenario.links))
+        if len(self._raw.y):
+            flow[self._model.used_links] = self._model.link_matrix @ self._raw.y
+        return flow
+
+    @cached_property
+    def served_tokens_per_s(self) -> np.ndarray:
+        """Served tokens/s per demand pair (model.pairs order)."""
+        served = np.zeros(len(self._model.pairs))
+        pair_pos = {pair: p for p, pair in enumerate(self._model.pairs)}
+        rows = [pair_pos[yi.workload, yi.demand_node] for yi in self._model.y_index]
+        np.add.at(served, rows, self._raw.y)
+        return units.mtok_s_to_tokens(served)
+
+    @cached_property
+    def transfer_charges_usd_per_h(self) -> float:
+        costs = np.array([yi.transfer_usd_per_h for yi in self._model.y_index])
+        return float(costs @ self._raw.y) if len(costs) else 0.0
+
+    @cached_property
+    def total_cost_usd_per_h(self) -> float | None:
+        """Offer cost + transfer cost - value of accepted bids (+ shed penalty).
+
+        The tie-break offsets of the LP are left out; None when infeasible.
+        """
+        if self.status != "optimal":
+            return None
+        model, raw = self._model, self._raw
+        cost = float(model.offer_prices @ raw.u) + self.transfer_charges_usd_per_h
+        values = [model_bid.value_usd_per_mtok for model_bid in _bids_in_order(model)]
+        cost -= units.usd_per_mtok_to_lp(1.0) * float(np.dot(values, raw.d))
+        penalty = model.scenario.shed_penalty_usd_per_mtok
+        if penalty is not None and len(raw.q):
+            cost += units.usd_per_mtok_to_lp(penalty) * float(raw.q.sum())
+        return cost
+
+    # -- settlement ----------------------------------------------------------
+
+    @cached_property
+    def settlement(self) -> Settlement:
+        if self.status != "optimal":
+            nan = math.nan
+            return Settlement(nan, nan, nan, nan)
+        prices = self.prices.set_index(["workload", "node"])["lmp_usd_per_mtok"]
+        served = self.served_tokens_per_s
+        lmp = np.array([prices[pair] for pair in self._model.pairs])
+        payments = float(np.nansum(lmp * served)) * units.SECONDS_PER_HOUR / 1e6
+        revenue = float(np.dot(self._prices.compute_usd_per_gpu_hour, self.gpus_used))
+        capacity = np.array([link.capacity_gbps for link in self._model.scenario.links])
+        rents = float(np.dot(self._prices.link_usd_per_gbps_h, capacity))
+        return Settlement(payments, revenue, self.transfer_charges_usd_per_h, rents)
+
+    # -- tables ------------------------------------------------------------
+
+    @cached_property
+    def prices(self) -> pd.DataFrame:
+        """LMP of every workload at every node, with demand and service."""
+        model = self._model
+        demand = dict.fromkeys(model.pairs, 0.0)
+        served = dict(zip(model.pairs, self.served_tokens_per_s, strict=True))
+        for pair in model.pairs:
+            demand[pair] = model.demand_offered_tokens_per_s(pair)
+        rows = []
+        for i, k in enumerate(model.workload_ids):
+            for j, s in enumerate(model.node_ids):
+                lmp = (
+                    math.nan
+                    if self._prices is None
+                    else self._prices.lmp_usd_per_mtok[i, j]
+                )
+                rows.append(
+                    (k, s, lmp, demand.get((k, s), 0.0), served.get((k, s), 0.0))
+                )
+        return pd.DataFrame(
+            rows,
+            columns=[
+                "workload",
+                "node",
+                "lmp_usd_per_mtok",
+                "demand_tokens_per_s",
+                "served_tokens_per_s",
+            ],
+        )
+
+    @cached_property
+    def processing_prices(self) -> pd.DataFrame:
+        model = self._model
+        rows = [
+            (
+                k,
+                n,
+                math.nan
+                if self._prices is None
+                else self._prices.processing_usd_per_mtok[i, j],
+            )
+            for i, k in enumerate(model.workload_ids)
+            for j, n in enumerate(model.compute_nodes)
+        ]
+        return pd.DataFrame(
+            rows, columns=["workload", "node", "processing_price_usd_per_mtok"]
+        )
+
+    @cached_property
+    def assets(self) -> pd.DataFrame:
+        sc = self._model.scenario
+        price = (
+            self._prices.compute_usd_per_gpu_hour
+            if self._prices is not None
+            else np.full(len(sc.assets), math.nan)
+        )
+        used = self.gpus_used
+        return pd.DataFrame(
+            {
+                "asset": [a.id for a in sc.assets],
+                "node": [a.node for a in sc.assets],
+                "type": [a.type for a in sc.assets],
+                "owner": [a.owner for a in sc.assets],
+                "gpus": [a.gpus for a in sc.assets],
+                "gpus_used": used,
+                "compute_price_usd_per_gpu_hour": price,
+                "revenue_usd_per_h": price * used,
+                "cost_usd_per_h": [
+                    a.cost_usd_per_gpu_hour * g
+                    for a, g in zip(sc.assets, used, strict=True)
+                ],
+            }
+        )
+
+    @cached_property
+    def links(self) -> pd.DataFrame:
+        sc = self._model.scenario
+        capacity = np.array([link.capacity_gbps for link in sc.links])
+        flow = self.link_flow_gbps
+        price = (
+            self._prices.link_usd_per_gbps_h
+            if self._prices is not None
+            else np.full(len(sc.links), math.nan)
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            utilisation = np.where(capacity > 0, flow / capacity, 0.0)
+        return pd.DataFrame(
+            {
+                "link": [link.id for link in sc.links],
+                "a": [link.a for link in sc.links],
+                "b": [link.b for link in sc.links],
+                "flow_gbps": flow,
+                "capacity_gbps": capacity,
+                "utilisation": utilisation,
+                "shadow_price_usd_per_gbps_h": price,
+                "congestion_rent_usd_per_h": price * capacity,
+                "saturated": (capacity > 0) & (flow >= capacity * (1 - _SATURATED)),
+            }
+        )
+
+    @cached_property
+    def dispatch(self) -> pd.DataFrame:
+        rows = [
+            (
+                yi.workload,
+                yi.demand_node,
+                yi.compute_node,
+                yi.route.label,
+                yi.route.latency_ms,
+                units.mtok_s_to_tokens(value),
+            )
+            for yi, value in zip(self._model.y_index, self._raw.y, strict=True)
+            if value > 1e-12
+        ]
+        columns = [
+            "workload",
+            "from_node",
+            "to_node",
+            "route",
+            "latency_ms",
+            "tokens_per_s",
+        ]
+        return pd.DataFrame(rows, columns=columns)
+
+    @cached_property
+    def unserved(self) -> pd.DataFrame:
+        if self._unserved is not None:
+            return self._unserved
+        columns = ["workload", "node", "tokens_per_s", "reason", "binding"]
+        return pd.DataFrame(columns=columns)
+
+    # -- export --------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """The JSON form printed by ``tokenflow clear --json``."""
+        return {
+            "scenario": self.scenario_name,
+            "status": self.status,
+            "bandwidth_model": self.bandwidth_model,
+            "total_cost_usd_per_h": self.total_cost_usd_per_h,
+            "degenerate": self.degenerate,
+            "prices": _records(self.prices),
+            "processing_prices": _records(self.processing_prices),
+            "links": _records(self.links),
+            "assets": _records(self.assets),
+            "dispatch": _records(self.dispatch),
+            "settlement": {k: _plain(v) for k, v in asdict(self.settlement).items()},
+            "unserved": _records(self.unserved),
+        }
+
+
+def _bids_in_order(model):
+    return [model.demand[model.pairs[p]].bids[b] for p, b in model.d_index]
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain JSON values: NaN becomes null, numpy scalars Python ones."""
+    out = []
+    for row in frame.to_dict(orient="records"):
+        out.append({key: _plain(value) for key, value in row.items()})
+    return out
+
+
+def _plain(value):
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        value = float(value)
+        return None if math.isnan(value) else value
+    return value

@@ -1,0 +1,535 @@
+"""Reading and validating scenario files.
+
+Every problem is reported as a `ScenarioError` naming the file, the field path
+(``links[2].capacity_gbps``) and the reason, with the bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scenarios.schema import (
+    BANDWIDTH_MODELS,
+    DEFAULT_MAX_ROUTES,
+    Asset,
+    AssetType,
+    BidBlock,
+    Demand,
+    Link,
+    Node,
+    OfferBlock,
+    Scenario,
+    Workload,
+)
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used, with the file, field and reason."""
+
+    def __init__(self, source: str, field: str, reason: str):
+        self.source = source
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{source}: {field}: {reason}")
+
+
+# YAML 1.1 reads 2.5e6 and 1e6 as strings; scenario authors mean numbers.
+_FLOAT_RE = re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$")
+
+
+class _ScenarioYamlLoader(yaml.SafeLoader):
+    """A safe loader that rejects duplicate keys and reads 1e6 as a number."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_ScenarioYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", _FLOAT_RE, list("-+0123456789.")
+)
+
+_TOP_FIELDS = {
+    "name",
+    "bandwidth_model",
+    "token_equivalent_bits",
+    "max_routes",
+    "shed_penalty_usd_per_mtok",
+    "nodes",
+    "asset_types",
+    "assets",
+    "links",
+    "workloads",
+    "demand",
+    "description",
+    "providers",
+}
+
+
+def bundled_scenarios() -> list[str]:
+    """Names of the scenarios shipped with the package."""
+    files = resources.files("scenarios.data").iterdir()
+    return sorted(f.name[:-5] for f in files if f.name.endswith(".yaml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a bundled scenario by name (``us5``) or any YAML file by path."""
+    text_name = str(name_or_path)
+    if text_name in bundled_scenarios():
+        resource = resources.files("scenarios.data") / f"{text_name}.yaml"
+        return _parse_text(resource.read_text(encoding="utf-8"), f"{text_name}.yaml")
+
+    path = Path(name_or_path)
+    if not path.is_file():
+        known = ", ".join(bundled_scenarios())
+        raise ScenarioError(
+            text_name, "file", f"no such file or bundled scenario (bundled: {known})"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ScenarioError(str(path), "file", f"cannot be read: {err}") from err
+    return _parse_text(text, str(path))
+
+
+def _parse_text(text: str, source: str) -> Scenario:
+    try:
+        data = yaml.load(text, Loader=_ScenarioYamlLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f"line {mark.line + 1}" if mark else "yaml"
+        problem = getattr(err, "problem", None) or str(err)
+        raise ScenarioError(source, where, f"not valid YAML: {problem}") from err
+    return scenario_from_dict(data, source)
+
+
+def scenario_from_dict(data: Any, source: str = "<dict>") -> Scenario:
+    """Validate a scenario given as plain data (as read from YAML)."""
+    v = _Validator(source)
+    top = v.mapping(data, "scenario")
+    v.no_unknown(top, _TOP_FIELDS, "")
+
+    workloads = _workloads(v, top)
+    nodes = _nodes(v, top)
+    asset_types = _asset_types(v, top, workloads)
+    scenario = Scenario(
+        name=v.text(v.required(top, "name", ""), "name"),
+        bandwidth_model=v.choice(
+            v.required(top, "bandwidth_model", ""), "bandwidth_model", BANDWIDTH_MODELS
+        ),
+        token_equivalent_bits=v.number(
+            v.required(top, "token_equivalent_bits", ""),
+            "token_equivalent_bits",
+            positive=True,
+        ),
+        nodes=nodes,
+        asset_types=asset_types,
+        assets=_assets(v, top, nodes, asset_types),
+        links=_links(v, top, nodes),
+        workloads=workloads,
+        demand=_demand(v, top, nodes, workloads),
+        max_routes=v.integer(top.get("max_routes", DEFAULT_MAX_ROUTES), "max_routes"),
+        shed_penalty_usd_per_mtok=v.optional_number(
+            top.get("shed_penalty_usd_per_mtok"), "shed_penalty_usd_per_mtok"
+        ),
+        source=source,
+        extra={k: top[k] for k in ("description", "providers") if k in top},
+    )
+    return scenario
+
+
+def with_overrides(
+    scenario: Scenario,
+    *,
+    bandwidth_model: str | None = None,
+    latency_limits_ms: Mapping[str, float] | None = None,
+    demand_scale: float | None = None,
+) -> Scenario:
+    """A copy of the scenario with command-line style changes applied."""
+    v = _Validator(scenario.source)
+    changes: dict[str, Any] = {}
+    if bandwidth_model is not None:
+        changes["bandwidth_model"] = v.choice(
+            bandwidth_model, "--bandwidth-model", BANDWIDTH_MODELS
+        )
+    if latency_limits_ms:
+        workloads = dict(scenario.workloads)
+        for name, limit in latency_limits_ms.items():
+            field = f"--latency-limit {name}"
+            if name not in workloads:
+                known = ", ".join(workloads)
+                raise ScenarioError(
+                    scenario.source, field, f"unknown workload (known: {known})"
+                )
+            limit = v.number(limit, field, minimum=0.0)
+            workloads[name] = dataclasses.replace(
+                workloads[name], latency_limit_ms=limit
+            )
+        changes["workloads"] = workloads
+    if demand_scale is not None:
+        scale = v.number(demand_scale, "--demand-scale", minimum=0.0)
+        changes["demand"] = tuple(_scaled(d, scale) for d in scenario.demand)
+    return dataclasses.replace(scenario, **changes)
+
+
+def _scaled(demand: Demand, scale: float) -> Demand:
+    bids = tuple(
+        dataclasses.replace(b, tokens_per_s=b.tokens_per_s * scale) for b in demand.bids
+    )
+    return dataclasses.replace(
+        demand, tokens_per_s=demand.tokens_per_s * scale, bids=bids
+    )
+
+
+def _workloads(v: _Validator, top: dict) -> dict[str, Workload]:
+    raw = v.mapping(v.required(top, "workloads", ""), "workloads", nonempty=True)
+    result = {}
+    for wid, entry in raw.items():
+        path = f"workloads.{wid}"
+        entry = v.mapping(entry, path)
+        v.no_unknown(entry, {"latency_limit_ms", "bits_per_token"}, path)
+        result[str(wid)] = Workload(
+            id=str(wid),
+            latency_limit_ms=v.number(
+                v.required(entry, "latency_limit_ms", path),
+                f"{path}.latency_limit_ms",
+                minimum=0.0,
+            ),
+            bits_per_token=v.number(
+                v.required(entry, "bits_per_token", path),
+                f"{path}.bits_per_token",
+                positive=True,
+            ),
+        )
+    return result
+
+
+def _nodes(v: _Validator, top: dict) -> dict[str, Node]:
+    raw = v.mapping(v.required(top, "nodes", ""), "nodes", nonempty=True)
+    result = {}
+    for nid, entry in raw.items():
+        path = f"nodes.{nid}"
+        entry = v.mapping(entry, path)
+        v.no_unknown(entry, {"name", "lat", "lon", "utc_offset_h"}, path)
+        lat = v.number(v.required(entry, "lat", path), f"{path}.lat")
+        lon = v.number(v.required(entry, "lon", path), f"{path}.lon")
+        offset = v.number(entry.get("utc_offset_h", 0.0), f"{path}.utc_offset_h")
+        v.check(-90 <= lat <= 90, f"{path}.lat", f"must be in [-90, 90], got {lat}")
+        v.check(-180 <= lon <= 180, f"{path}.lon", f"must be in [-180, 180], got {lon}")
+        v.check(
+            -12 <= offset <= 14,
+            f"{path}.utc_offset_h",
+            f"must be in [-12, 14], got {offset}",
+        )
+        result[str(nid)] = Node(
+            id=str(nid),
+            name=v.text(entry.get("name", str(nid)), f"{path}.name"),
+            lat=lat,
+            lon=lon,
+            utc_offset_h=offset,
+        )
+    return result
+
+
+def _asset_types(
+    v: _Validator, top: dict, workloads: dict[str, Workload]
+) -> dict[str, AssetType]:
+    raw = v.mapping(v.required(top, "asset_types", ""), "asset_types", nonempty=True)
+    result = {}
+    for tid, entry in raw.items():
+        path = f"asset_types.{tid}"
+        entry = v.mapping(entry, path)
+        v.no_unknown(entry, {"tokens_per_s_per_gpu"}, path)
+        tput_path = f"{path}.tokens_per_s_per_gpu"
+        tput = v.mapping(v.required(entry, "tokens_per_s_per_gpu", path), tput_path)
+        for wid in tput:
+            v.check(
+                wid in workloads,
+                f"{tput_path}.{wid}",
+                f"unknown workload {wid!r} (known: {', '.join(workloads)})",
+            )
+        for wid in workloads:
+            v.check(wid in tput, f"{tput_path}.{wid}", "missing throughput")
+        result[str(tid)] = AssetType(
+            id=str(tid),
+            tokens_per_s_per_gpu={
+                wid: v.number(tput[wid], f"{tput_path}.{wid}", positive=True)
+                for wid in workloads
+            },
+        )
+    return result
+
+
+def _assets(
+    v: _Validator, top: dict, nodes: dict, asset_types: dict
+) -> tuple[Asset, ...]:
+    raw = v.sequence(v.required(top, "assets", ""), "assets")
+    fields = {"id", "node", "type", "gpus", "cost_usd_per_gpu_hour", "owner", "offers"}
+    result, seen = [], set()
+    for i, entry in enumerate(raw):
+        path = f"assets[{i}]"
+        entry = v.mapping(entry, path)
+        v.no_unknown(entry, fields, path)
+        node = v.reference(v.required(entry, "node", path), f"{path}.node", nodes)
+        kind = v.reference(v.required(entry, "type", path), f"{path}.type", asset_types)
+        gpus = v.number(v.required(entry, "gpus", path), f"{path}.gpus", minimum=0.0)
+        asset_id = v.text(entry.get("id", f"{node}/{kind}"), f"{path}.id")
+        v.check(
+            asset_id not in seen,
+            f"{path}.id",
+            f"duplicate asset id {asset_id!r} (give each asset an explicit id)",
+        )
+        seen.add(asset_id)
+        result.append(
+            Asset(
+                id=asset_id,
+                node=node,
+                type=kind,
+                gpus=gpus,
+                cost_usd_per_gpu_hour=v.number(
+                    v.required(entry, "cost_usd_per_gpu_hour", path),
+                    f"{path}.cost_usd_per_gpu_hour",
+                    minimum=0.0,
+                ),
+                owner=v.text(v.required(entry, "owner", path), f"{path}.owner"),
+                offers=_offers(v, entry.get("offers"), f"{path}.offers", gpus),
+            )
+        )
+    return tuple(result)
+
+
+def _offers(v: _Validator, raw: Any, path: str, gpus: float) -> tuple[OfferBlock, ...]:
+    if raw is None:
+        return ()
+    blocks = []
+    for i, entry in enumerate(v.sequence(raw, path)):
+        bpath = f"{path}[{i}]"
+        entry = v.mapping(entry, bpath)
+        v.no_unknown(entry, {"gpus", "price_usd_per_gpu_hour"}, bpath)
+        blocks.append(
+            OfferBlock(
+                gpus=v.number(
+                    v.required(entry, "gpus", bpath), f"{bpath}.gpus", minimum=0.0
+                ),
+                price_usd_per_gpu_hour=v.number(
+                    v.required(entry, "price_usd_per_gpu_hour", bpath),
+                    f"{bpath}.price_usd_per_gpu_hour",
+                ),
+            )
+        )
+    total = sum(b.gpus for b in blocks)
+    v.check(
+        total <= gpus * (1 + 1e-12),
+        path,
+        f"offer blocks total {total:g} GPUs, more than the asset's {gpus:g}",
+    )
+    return tuple(blocks)
+
+
+def _links(v: _Validator, top: dict, nodes: dict) -> tuple[Link, ...]:
+    raw = v.sequence(top.get("links") or [], "links")
+    fields = {"id", "a", "b", "capacity_gbps", "latency_ms", "transfer_usd_per_gb"}
+    result, seen = [], set()
+    for i, entry in enumerate(raw):
+        path = f"links[{i}]"
+        entry = v.mapping(entry, path)
+        v.no_unknown(entry, fields, path)
+        a = v.reference(v.required(entry, "a", path), f"{path}.a", nodes)
+        b = v.reference(v.required(entry, "b", path), f"{path}.b", nodes)
+        v.check(a != b, f"{path}.b", f"a link must join two nodes, got {a}-{b}")
+        link_id = entry.get("id")
+        if link_id is None:
+            link_id, n = f"{a}-{b}", 2
+            while link_id in seen:
+                link_id, n = f"{a}-{b}#{n}", n + 1
+        link_id = v.text(link_id, f"{path}.id")
+        v.check(link_id not in seen, f"{path}.id", f"duplicate link id {link_id!r}")
+        seen.add(link_id)
+        result.append(
+            Link(
+                id=link_id,
+                a=a,
+                b=b,
+                capacity_gbps=v.number(
+                    v.required(entry, "capacity_gbps", path),
+                    f"{path}.capacity_gbps",
+                    minimum=0.0,
+                ),
+                latency_ms=v.number(
+                    v.required(entry, "latency_ms", path),
+                    f"{path}.latency_ms",
+                    minimum=0.0,
+                ),
+                transfer_usd_per_gb=v.number(
+                    entry.get("transfer_usd_per_gb", 0.0),
+                    f"{path}.transfer_usd_per_gb",
+                    minimum=0.0,
+                ),
+            )
+        )
+    return tuple(result)
+
+
+def _demand(v: _Validator, top: dict, nodes: dict, workloads: dict) -> tuple:
+    raw = v.sequence(top.get("demand") or [], "demand")
+    result, seen = [], set()
+    for i, entry in enumerate(raw):
+        path = f"demand[{i}]"
+        entry = v.mapping(entry, path)
+        v.no_unknown(entry, {"node", "workload", "tokens_per_s", "bids"}, path)
+        node = v.reference(v.required(entry, "node", path), f"{path}.node", nodes)
+        wid = v.reference(
+            v.required(entry, "workload", path), f"{path}.workload", workloads
+        )
+        v.check(
+            (node, wid) not in seen,
+            path,
+            f"duplicate demand for workload {wid!r} at node {node!r}",
+        )
+        seen.add((node, wid))
+        bids = _bids(v, entry.get("bids"), f"{path}.bids")
+        hard = entry.get("tokens_per_s", 0.0 if bids else None)
+        if hard is None:
+            v.required(entry, "tokens_per_s", path)
+        result.append(
+            Demand(
+                node=node,
+                workload=wid,
+                tokens_per_s=v.number(hard, f"{path}.tokens_per_s", minimum=0.0),
+                bids=bids,
+            )
+        )
+    return tuple(result)
+
+
+def _bids(v: _Validator, raw: Any, path: str) -> tuple[BidBlock, ...]:
+    if raw is None:
+        return ()
+    blocks = []
+    for i, entry in enumerate(v.sequence(raw, path)):
+        bpath = f"{path}[{i}]"
+        entry = v.mapping(entry, bpath)
+        v.no_unknown(entry, {"tokens_per_s", "value_usd_per_mtok"}, bpath)
+        blocks.append(
+            BidBlock(
+                tokens_per_s=v.number(
+                    v.required(entry, "tokens_per_s", bpath),
+                    f"{bpath}.tokens_per_s",
+                    minimum=0.0,
+                ),
+                value_usd_per_mtok=v.number(
+                    v.required(entry, "value_usd_per_mtok", bpath),
+                    f"{bpath}.value_usd_per_mtok",
+                ),
+            )
+        )
+    return tuple(blocks)
+
+
+class _Validator:
+    """Small checks that raise `ScenarioError` with this file's name."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, field: str, reason: str):
+        raise ScenarioError(self.source, field or "scenario", reason)
+
+    def check(self, ok: bool, field: str, reason: str) -> None:
+        if not ok:
+            self.fail(field, reason)
+
+    def required(self, entry: dict, key: str, path: str) -> Any:
+        if key not in entry or entry[key] is None:
+            self.fail(f"{path}.{key}" if path else key, "required field is missing")
+        return entry[key]
+
+    def no_unknown(self, entry: dict, allowed: set, path: str) -> None:
+        unknown = sorted(str(k) for k in entry if k not in allowed)
+        if unknown:
+            where = f"{path}.{unknown[0]}" if path else unknown[0]
+            self.fail(where, f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+    def mapping(self, value: Any, field: str, nonempty: bool = False) -> dict:
+        if not isinstance(value, dict):
+            self.fail(field, f"must be a mapping, got {_kind(value)}")
+        if nonempty and not value:
+            self.fail(field, "must not be empty")
+        return value
+
+    def sequence(self, value: Any, field: str) -> list:
+        if not isinstance(value, list):
+            self.fail(field, f"must be a list, got {_kind(value)}")
+        return value
+
+    def text(self, value: Any, field: str) -> str:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            self.fail(field, f"must be text, got {_kind(value)}")
+        text = str(value)
+        if not text.strip():
+            self.fail(field, "must not be empty")
+        return text
+
+    def number(
+        self,
+        value: Any,
+        field: str,
+        *,
+        minimum: float | None = None,
+        positive: bool = False,
+    ) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(field, f"must be a number, got {_kind(value)} {value!r}")
+        number = float(value)
+        if not math.isfinite(number):
+            self.fail(field, f"must be finite, got {value!r}")
+        if positive and number <= 0:
+            self.fail(field, f"must be > 0, got {value!r}")
+        if minimum is not None and number < minimum:
+            self.fail(field, f"must be >= {minimum:g}, got {value!r}")
+        return number
+
+    def optional_number(self, value: Any, field: str) -> float | None:
+        return None if value is None else self.number(value, field, minimum=0.0)
+
+    def integer(self, value: Any, field: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self.fail(field, f"must be a whole number >= 1, got {value!r}")
+        return value
+
+    def choice(self, value: Any, field: str, options: tuple[str, ...]) -> str:
+        if value not in options:
+            self.fail(field, f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def reference(self, value: Any, field: str, known: dict) -> str:
+        key = str(value) if isinstance(value, str | int) else value
+        if key not in known:
+            names = ", ".join(map(str, known))
+            self.fail(field, f"unknown id {value!r} (known: {names})")
+        return key
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "text",
+        bool: "a boolean",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)

@@ -1,0 +1,122 @@
+"""The scenario's entities as frozen dataclasses, with units in field names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BANDWIDTH_MODELS = ("transfer", "token")
+DEFAULT_MAX_ROUTES = 4
+
+
+@dataclass(frozen=True)
+class Node:
+    """A metro region: it can consume workloads, host compute, or both."""
+
+    id: str
+    name: str
+    lat: float
+    lon: float
+    utc_offset_h: float
+
+
+@dataclass(frozen=True)
+class AssetType:
+    """A class of accelerator and its serving throughput per workload."""
+
+    id: str
+    tokens_per_s_per_gpu: dict[str, float]
+
+
+@dataclass(frozen=True)
+class OfferBlock:
+    """One price-quantity step of a capacity offer."""
+
+    gpus: float
+    price_usd_per_gpu_hour: float
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A pool of accelerators of one type at one node, owned by a provider."""
+
+    id: str
+    node: str
+    type: str
+    gpus: float
+    cost_usd_per_gpu_hour: float
+    owner: str
+    offers: tuple[OfferBlock, ...] = ()
+
+    def truthful_offers(self) -> tuple[OfferBlock, ...]:
+        """The offer stated in the scenario, or all GPUs at true cost."""
+        if self.offers:
+            return self.offers
+        return (OfferBlock(self.gpus, self.cost_usd_per_gpu_hour),)
+
+
+@dataclass(frozen=True)
+class Link:
+    """An undirected backbone link; both directions share its capacity."""
+
+    id: str
+    a: str
+    b: str
+    capacity_gbps: float
+    latency_ms: float
+    transfer_usd_per_gb: float = 0.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A class of AI service."""
+
+    id: str
+    latency_limit_ms: float
+    bits_per_token: float
+
+
+@dataclass(frozen=True)
+class BidBlock:
+    """An elastic demand block: accepted when its value covers its cost."""
+
+    tokens_per_s: float
+    value_usd_per_mtok: float
+
+
+@dataclass(frozen=True)
+class Demand:
+    """A region's need for a workload: a hard part and optional bid blocks."""
+
+    node: str
+    workload: str
+    tokens_per_s: float
+    bids: tuple[BidBlock, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated market: topology, assets, workloads and demand."""
+
+    name: str
+    bandwidth_model: str
+    token_equivalent_bits: float
+    nodes: dict[str, Node]
+    asset_types: dict[str, AssetType]
+    assets: tuple[Asset, ...]
+    links: tuple[Link, ...]
+    workloads: dict[str, Workload]
+    demand: tuple[Demand, ...]
+    max_routes: int = DEFAULT_MAX_ROUTES
+    shed_penalty_usd_per_mtok: float | None = None
+    source: str = "<dict>"
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def link_bits_per_token(self, workload: str) -> float:
+        """Bits one token of a workload occupies on a link (bits[k] of the LP)."""
+        if self.bandwidth_model == "token":
+            return self.token_equivalent_bits
+        return self.workloads[workload].bits_per_token
+
+    def throughput(self, asset: Asset, workload: str) -> float:
+        """Tokens per second one GPU of the asset serves for a workload."""
+        return self.asset_types[asset.type].tokens_per_s_per_gpu[workload]

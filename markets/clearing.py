@@ -27,7 +27,7 @@ class Clearing:
         self.scenario = scenario
         self.warm_start = warm_start
         self._demand = {(d.workload, d.node): d for d in scenario.demand}
-        self._offers = {a.id: a.truthful_offers() for a in scenario.assets}
+        self._offers = {a.id: a.stated_offers() for a in scenario.assets}
         self._model = ClearingModel(scenario, self._demand, self._offers)
         self.builds = 1
 
@@ -52,6 +52,11 @@ class Clearing:
             self.builds += 1
         else:
             self._model.set_data(self._demand, self._offers)
+
+    def size(self) -> dict[str, int]:
+        """Number of LP variables and rows of the current model."""
+        solver = self._model.solver
+        return {"variables": solver.NumVariables(), "rows": solver.NumConstraints()}
 
     def solve(self) -> ClearingResult:
         """Clear the market as it stands now."""

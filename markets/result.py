@@ -243,6 +243,17 @@ class ClearingResult:
         return pd.DataFrame(rows, columns=columns)
 
     @cached_property
+    def processing(self) -> pd.DataFrame:
+        """Tokens/s of each workload processed on each asset (nonzero rows)."""
+        assets = self._model.scenario.assets
+        rows = [
+            (k, assets[a].id, assets[a].node, units.mtok_s_to_tokens(value))
+            for (k, a), value in zip(self._model.z_index, self._raw.z, strict=True)
+            if value > 1e-12
+        ]
+        return pd.DataFrame(rows, columns=["workload", "asset", "node", "tokens_per_s"])
+
+    @cached_property
     def unserved(self) -> pd.DataFrame:
         if self._unserved is not None:
             return self._unserved

@@ -19,6 +19,7 @@ import yaml
 from scenarios.schema import (
     BANDWIDTH_MODELS,
     DEFAULT_MAX_ROUTES,
+    DEMAND_PROFILES,
     Asset,
     AssetType,
     BidBlock,
@@ -202,7 +203,7 @@ def _workloads(v: _Validator, top: dict) -> dict[str, Workload]:
     for wid, entry in raw.items():
         path = f"workloads.{wid}"
         entry = v.mapping(entry, path)
-        v.no_unknown(entry, {"latency_limit_ms", "bits_per_token"}, path)
+        v.no_unknown(entry, {"latency_limit_ms", "bits_per_token", "profile"}, path)
         result[str(wid)] = Workload(
             id=str(wid),
             latency_limit_ms=v.number(
@@ -214,6 +215,9 @@ def _workloads(v: _Validator, top: dict) -> dict[str, Workload]:
                 v.required(entry, "bits_per_token", path),
                 f"{path}.bits_per_token",
                 positive=True,
+            ),
+            profile=v.choice(
+                entry.get("profile", "diurnal"), f"{path}.profile", DEMAND_PROFILES
             ),
         )
     return result

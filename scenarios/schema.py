@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 BANDWIDTH_MODELS = ("transfer", "token")
+DEMAND_PROFILES = ("diurnal", "flat")
 DEFAULT_MAX_ROUTES = 4
 
 
@@ -47,11 +48,13 @@ class Asset:
     owner: str
     offers: tuple[OfferBlock, ...] = ()
 
-    def truthful_offers(self) -> tuple[OfferBlock, ...]:
-        """The offer stated in the scenario, or all GPUs at true cost."""
-        if self.offers:
-            return self.offers
+    def cost_offer(self) -> tuple[OfferBlock, ...]:
+        """The truthful offer: every GPU at true cost."""
         return (OfferBlock(self.gpus, self.cost_usd_per_gpu_hour),)
+
+    def stated_offers(self) -> tuple[OfferBlock, ...]:
+        """The offer written in the scenario, or else all GPUs at true cost."""
+        return self.offers or self.cost_offer()
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Workload:
     id: str
     latency_limit_ms: float
     bits_per_token: float
+    profile: str = "diurnal"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,196 @@
+"""The ``tokenflow`` command: clear a scenario, simulate it, benchmark it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+import pandas as pd
+
+from markets import ClearingResult, clear
+from scenarios import ScenarioError, load_scenario, with_overrides
+from sim.output import OutputExistsError
+
+logger = logging.getLogger(__name__)
+
+
+class UsageError(ValueError):
+    """A command-line value that cannot be used."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.handler(args)
+    except (ScenarioError, OutputExistsError, UsageError) as err:
+        print(f"tokenflow: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tokenflow: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokenflow",
+        description="Clear and simulate a network-constrained market for "
+        "generative-AI workloads.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("clear", help="clear one hour of a scenario and show prices")
+    _scenario_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_cmd_clear)
+
+    p = sub.add_parser("simulate", help="run the agent simulation hour by hour")
+    _scenario_args(p)
+    p.add_argument("--hours", type=int, default=24, help="steps of one hour")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="folder for the run's tables")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out folder"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=_cmd_simulate)
+
+    p = sub.add_parser("bench", help="time clearings and simulated hours")
+    p.add_argument("scenario", nargs="?", default="us5")
+    p.add_argument("--repeats", type=int, default=200, help="clearings per variant")
+    p.add_argument("--hours", type=int, default=168, help="simulated hours to time")
+    p.set_defaults(handler=_cmd_bench)
+    return parser
+
+
+def _scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", help="bundled scenario name (us5) or a YAML path")
+    p.add_argument("--bandwidth-model", choices=("transfer", "token"))
+    p.add_argument(
+        "--latency-limit",
+        action="append",
+        default=[],
+        metavar="WORKLOAD=MS",
+        help="override a workload's latency limit (repeatable)",
+    )
+    p.add_argument("--demand-scale", type=float, help="multiply every demand")
+
+
+def _load(args):
+    limits = {}
+    for item in args.latency_limit:
+        name, sep, value = item.partition("=")
+        try:
+            limits[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise UsageError(f"--latency-limit: expected WORKLOAD=MS, got {item!r}")
+    scenario = load_scenario(args.scenario)
+    return with_overrides(
+        scenario,
+        bandwidth_model=args.bandwidth_model,
+        latency_limits_ms=limits,
+        demand_scale=args.demand_scale,
+    )
+
+
+def _cmd_clear(args) -> int:
+    result = clear(_load(args))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+    else:
+        print(format_result(result))
+    return 0
+
+
+def _cmd_simulate(args) -> int:
+    from sim.output import save_run
+    from sim.run import simulate
+
+    if args.hours < 1:
+        raise UsageError(f"--hours must be >= 1, got {args.hours}")
+    scenario = _load(args)
+    _refuse_existing(args.out, args.overwrite)
+    model = simulate(
+        scenario, args.hours, seed=args.seed, progress=not args.no_progress
+    )
+    summary = save_run(model, args.out, overwrite=args.overwrite)
+    print(json.dumps(summary, indent=2))
+    print(f"tables and summary.json written to {args.out}")
+    return 0
+
+
+def _refuse_existing(out: str, overwrite: bool) -> None:
+    """Fail before a long run rather than after it."""
+    from pathlib import Path
+
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
+        raise OutputExistsError(path)
+
+
+def _cmd_bench(args) -> int:
+    from sim.bench import run_bench
+
+    print(run_bench(load_scenario(args.scenario), args.repeats, args.hours))
+    return 0
+
+
+def format_result(result: ClearingResult) -> str:
+    """The readable report printed by ``tokenflow clear``."""
+    lines = [
+        f"scenario {result.scenario_name}: {result.status} "
+        f"({result.bandwidth_model} bandwidth model)"
+    ]
+    if result.status != "optimal":
+        lines += ["", "Demand that cannot be served (tokens/s):"]
+        lines.append(_table(result.unserved))
+        return "\n".join(lines)
+
+    lines.append(f"total cost: {result.total_cost_usd_per_h:,.2f} USD/h")
+    if result.degenerate:
+        lines.append(
+            "prices are not unique here (degenerate optimum); shown: the price "
+            "of the next token"
+        )
+    prices = result.prices.pivot(
+        index="workload", columns="node", values="lmp_usd_per_mtok"
+    )
+    lines += ["", "Locational marginal prices (USD per million tokens):"]
+    lines.append(prices.round(4).to_string())
+
+    links = result.links[result.links["saturated"]]
+    lines += ["", "Saturated links:"]
+    if links.empty:
+        lines.append("  none")
+    else:
+        cols = ["link", "flow_gbps", "shadow_price_usd_per_gbps_h"]
+        lines.append(_table(links[cols + ["congestion_rent_usd_per_h"]]))
+
+    s = result.settlement
+    lines += [
+        "",
+        "Settlement (USD/h):",
+        f"  consumer payments  {s.consumer_payments_usd_per_h:14,.2f}",
+        f"  provider revenues  {s.provider_revenues_usd_per_h:14,.2f}",
+        f"  transfer charges   {s.transfer_charges_usd_per_h:14,.2f}",
+        f"  congestion rents   {s.congestion_rents_usd_per_h:14,.2f}",
+    ]
+    return "\n".join(lines)
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_string(index=False, float_format=lambda x: f"{x:,.4g}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

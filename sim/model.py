@@ -1,0 +1,204 @@
+"""The Mesa model: consumers bid, providers offer, the operator clears."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+
+import mesa
+import numpy as np
+
+from agents import ConsumerAgent, OperatorAgent, ProviderAgent
+from markets import ClearingResult
+from scenarios.schema import Scenario
+
+logger = logging.getLogger(__name__)
+
+PRICE_COLUMNS = [
+    "step",
+    "hour_utc",
+    "workload",
+    "node",
+    "lmp_usd_per_mtok",
+    "demand_tokens_per_s",
+    "served_tokens_per_s",
+]
+LINK_COLUMNS = [
+    "step",
+    "hour_utc",
+    "link",
+    "a",
+    "b",
+    "flow_gbps",
+    "capacity_gbps",
+    "utilisation",
+    "shadow_price_usd_per_gbps_h",
+    "congestion_rent_usd",
+    "saturated",
+]
+ASSET_COLUMNS = [
+    "step",
+    "hour_utc",
+    "asset",
+    "node",
+    "owner",
+    "gpus_used",
+    "compute_price_usd_per_gpu_hour",
+    "revenue_usd",
+    "cost_usd",
+]
+UNSERVED_COLUMNS = ["step", "hour_utc", "workload", "node", "tokens_per_s", "reason"]
+
+
+class TokenFlowModel(mesa.Model):
+    """An hourly token-flow market on one scenario.
+
+    Each step is ``step_hours`` long (default one hour). Money columns of the
+    recorded tables are in USD per step; prices keep their own units.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        seed: int | None = None,
+        start_hour_utc: float = 0.0,
+        step_hours: float = 1.0,
+        noise_sigma: float = 0.05,
+        warm_start: bool = True,
+    ):
+        super().__init__(seed=seed)
+        self.scenario = scenario
+        self.seed_value = seed
+        self.start_hour_utc = start_hour_utc
+        self.step_hours = step_hours
+        self.noise_sigma = noise_sigma
+        self.last_result: ClearingResult | None = None
+
+        self._create_agents(warm_start)
+        self.datacollector = mesa.DataCollector(
+            model_reporters=_MODEL_REPORTERS,
+            agenttype_reporters={
+                ProviderAgent: {
+                    "provider": "owner",
+                    "revenue_usd": "revenue_usd",
+                    "cost_usd": "cost_usd",
+                    "profit_usd": "profit_usd",
+                }
+            },
+            tables={
+                "prices": PRICE_COLUMNS,
+                "links": LINK_COLUMNS,
+                "assets": ASSET_COLUMNS,
+                "unserved": UNSERVED_COLUMNS,
+            },
+        )
+
+    def _create_agents(self, warm_start: bool) -> None:
+        by_node = defaultdict(list)
+        for demand in self.scenario.demand:
+            by_node[demand.node].append(demand)
+        for node in self.scenario.nodes:
+            if by_node[node]:
+                ConsumerAgent(self, node, by_node[node])
+
+        by_owner = defaultdict(list)
+        for asset in self.scenario.assets:
+            by_owner[asset.owner].append(asset)
+        for owner in sorted(by_owner):
+            ProviderAgent(self, owner, by_owner[owner])
+
+        self.operator = OperatorAgent(self, warm_start=warm_start)
+
+    @property
+    def hour_utc(self) -> float:
+        """UTC hour of day at the start of the current step."""
+        return (self.start_hour_utc + (self.steps - 1) * self.step_hours) % 24.0
+
+    def step(self) -> None:
+        """Bid, offer, clear, settle, record."""
+        demand = []
+        for consumer in self.agents_by_type[ConsumerAgent]:
+            demand.extend(consumer.submit_bids(self.hour_utc, self.noise_sigma))
+        offers = {}
+        for provider in self.agents_by_type[ProviderAgent]:
+            offers.update(provider.submit_offers())
+
+        result = self.operator.clear(demand, offers)
+        self.last_result = result
+        self._settle(result)
+        self._record(result)
+
+    def _settle(self, result: ClearingResult) -> None:
+        assets = result.assets
+        revenue = (
+            np.nan_to_num(assets["revenue_usd_per_h"].to_numpy()) * self.step_hours
+        )
+        cost = assets["cost_usd_per_h"].to_numpy() * self.step_hours
+        by_owner = defaultdict(lambda: [0.0, 0.0])
+        for owner, r, c in zip(assets["owner"], revenue, cost, strict=True):
+            by_owner[owner][0] += r
+            by_owner[owner][1] += c
+        for provider in self.agents_by_type[ProviderAgent]:
+            provider.book(*by_owner[provider.owner])
+
+    def _record(self, result: ClearingResult) -> None:
+        self.datacollector.collect(self)
+        stamp = {"step": self.steps, "hour_utc": self.hour_utc}
+        hours = self.step_hours
+        for row in result.prices.itertuples(index=False):
+            self.datacollector.add_table_row(
+                "prices", {**stamp, **row._asdict()}, ignore_missing=True
+            )
+        for row in result.links.itertuples(index=False):
+            values = row._asdict()
+            values["congestion_rent_usd"] = (
+                values.pop("congestion_rent_usd_per_h") * hours
+            )
+            self.datacollector.add_table_row(
+                "links", {**stamp, **values}, ignore_missing=True
+            )
+        for row in result.assets.itertuples(index=False):
+            values = row._asdict()
+            values["revenue_usd"] = values["revenue_usd_per_h"] * hours
+            values["cost_usd"] = values["cost_usd_per_h"] * hours
+            self.datacollector.add_table_row(
+                "assets", {**stamp, **values}, ignore_missing=True
+            )
+        for row in result.unserved.itertuples(index=False):
+            self.datacollector.add_table_row(
+                "unserved", {**stamp, **row._asdict()}, ignore_missing=True
+            )
+
+
+def _money(attribute: str):
+    """A model reporter: a settlement amount of the latest step, in USD."""
+
+    def report(model: TokenFlowModel) -> float:
+        value = getattr(model.last_result.settlement, attribute)
+        return 0.0 if math.isnan(value) else value * model.step_hours
+
+    return report
+
+
+def _total_cost(model: TokenFlowModel) -> float:
+    cost = model.last_result.total_cost_usd_per_h
+    return math.nan if cost is None else cost * model.step_hours
+
+
+def _unserved(model: TokenFlowModel) -> float:
+    return float(model.last_result.unserved["tokens_per_s"].sum())
+
+
+_MODEL_REPORTERS = {
+    "hour_utc": "hour_utc",
+    "status": lambda m: m.last_result.status,
+    "degenerate": lambda m: m.last_result.degenerate,
+    "total_cost_usd": _total_cost,
+    "consumer_payments_usd": _money("consumer_payments_usd_per_h"),
+    "provider_revenues_usd": _money("provider_revenues_usd_per_h"),
+    "transfer_charges_usd": _money("transfer_charges_usd_per_h"),
+    "congestion_rents_usd": _money("congestion_rents_usd_per_h"),
+    "unserved_tokens_per_s": _unserved,
+}

@@ -1,0 +1,117 @@
+"""Saving a finished run: tidy Parquet tables and summary.json.
+
+A run folder is written next to its destination and renamed into place, so
+that an interrupted save leaves no half-written run, and an existing folder is
+only replaced when the caller asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+TABLES = ("steps", "prices", "links", "assets", "providers", "unserved")
+
+
+class OutputExistsError(FileExistsError):
+    """The output folder exists and holds files; it is not overwritten silently."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        super().__init__(
+            f"{path}: output folder exists and is not empty; choose another --out "
+            "or pass --overwrite to replace it"
+        )
+
+
+def run_tables(model) -> dict[str, pd.DataFrame]:
+    """The recorded run as tidy DataFrames, one row per step and entity."""
+    dc = model.datacollector
+    steps = dc.get_model_vars_dataframe().reset_index(names="step")
+    steps["step"] += 1
+    providers = _provider_table(model)
+    return {
+        "steps": steps,
+        "prices": dc.get_table_dataframe("prices"),
+        "links": dc.get_table_dataframe("links"),
+        "assets": dc.get_table_dataframe("assets"),
+        "providers": providers,
+        "unserved": dc.get_table_dataframe("unserved"),
+    }
+
+
+def _provider_table(model) -> pd.DataFrame:
+    from agents import ProviderAgent
+
+    frame = model.datacollector.get_agenttype_vars_dataframe(ProviderAgent)
+    frame = frame.reset_index().rename(columns={"Step": "step"})
+    return frame.drop(columns=[c for c in ("AgentID",) if c in frame.columns])
+
+
+def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
+    """Run totals for summary.json (money in USD over the whole run)."""
+    steps, prices = tables["steps"], tables["prices"]
+    served = prices["served_tokens_per_s"].astype(float)
+    lmp = prices["lmp_usd_per_mtok"].astype(float)
+    priced = served > 0
+    weight = float(served[priced].sum())
+    mean_lmp = (
+        float((lmp[priced] * served[priced]).sum() / weight) if weight else math.nan
+    )
+    unserved = steps["unserved_tokens_per_s"].astype(float)
+    return {
+        "scenario": model.scenario.name,
+        "bandwidth_model": model.scenario.bandwidth_model,
+        "hours": len(steps) * model.step_hours,
+        "steps": len(steps),
+        "seed": model.seed_value,
+        "total_cost_usd": float(steps["total_cost_usd"].sum(skipna=True)),
+        "consumer_payments_usd": float(steps["consumer_payments_usd"].sum()),
+        "provider_revenues_usd": float(steps["provider_revenues_usd"].sum()),
+        "transfer_charges_usd": float(steps["transfer_charges_usd"].sum()),
+        "congestion_rents_usd": float(steps["congestion_rents_usd"].sum()),
+        "mean_lmp_usd_per_mtok": mean_lmp,
+        "unserved_token_hours": float(unserved.sum() * model.step_hours),
+        "infeasible_steps": int((steps["status"] != "optimal").sum()),
+        "degenerate_steps": int(steps["degenerate"].sum()),
+    }
+
+
+def save_run(model, out_dir: str | Path, *, overwrite: bool = False) -> dict:
+    """Write the run's tables and summary; return the summary."""
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise OutputExistsError(out)
+    tables = run_tables(model)
+    summary = summarise(model, tables)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        for name, frame in tables.items():
+            frame.to_parquet(staging / f"{name}.parquet", index=False)
+        text = json.dumps(_json_safe(summary), indent=2)
+        (staging / "summary.json").write_text(text + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("saved run to %s", out)
+    return summary
+
+
+def _json_safe(summary: dict) -> dict:
+    return {
+        k: (None if isinstance(v, float) and math.isnan(v) else v)
+        for k, v in summary.items()
+    }

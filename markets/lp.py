@@ -12,10 +12,11 @@ Rows: demand balance (k,s), processing balance (k,n), compute balance (a),
 link capacity (l). See `markets.prices` for how their duals become prices.
 
 Tie-breaks: identical offer prices are dispatched in order of asset id, and
-among a pair's routes the lower-latency one is preferred. Both are done with
-tiny cost offsets (`OFFER_TIE_USD_PER_GPU_HOUR`, `ROUTE_TIE_USD_PER_H`) so
-that the optimal flows are unique and do not depend on input order; reported
-total costs leave the offsets out.
+among dispatches of equal cost the one with the least token latency is chosen
+(local service first; equally fast routes in candidate order). Both are done
+with tiny cost offsets (`OFFER_TIE_USD_PER_GPU_HOUR`, `ROUTE_TIE_USD_PER_H_MS`,
+`ROUTE_RANK_TIE_USD_PER_H`) so that the optimal flows are unique and do not
+depend on input order; reported costs and prices leave the offsets out.
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ from scenarios.schema import BidBlock, Demand, OfferBlock, Scenario
 logger = logging.getLogger(__name__)
 
 OFFER_TIE_USD_PER_GPU_HOUR = 1e-6
-ROUTE_TIE_USD_PER_H = 1e-4
+ROUTE_TIE_USD_PER_H_MS = 1e-5
+ROUTE_RANK_TIE_USD_PER_H = 1e-6
 # Where the optimum is degenerate, prices are those of the next token: the
 # duals of the market with every hard demand raised by this much (10 tokens/s),
-# which are also optimal duals of the market itself.
+# which are also optimal duals of the market itself. Lowering demand by as
+# much gives the last token's prices; where the two differ, prices are not
+# unique and the result says so (`degenerate`).
 NEXT_TOKEN_MTOK_S = 1e-5
 _GLOP_PARAMS = "use_preprocessing: false use_dual_simplex: true"
 
@@ -186,7 +190,9 @@ class ClearingModel:
             return
         ranks = self._route_ranks()
         for yi, var, route_rank in zip(self.y_index, self.y_vars, ranks, strict=True):
-            cost = yi.transfer_usd_per_h + ROUTE_TIE_USD_PER_H * route_rank
+            tie = ROUTE_TIE_USD_PER_H_MS * yi.route.latency_ms
+            tie += ROUTE_RANK_TIE_USD_PER_H * route_rank
+            cost = yi.transfer_usd_per_h + tie
             objective.SetCoefficient(var, cost)
         penalty = self.scenario.shed_penalty_usd_per_mtok
         for q in self.q_vars:
@@ -305,29 +311,50 @@ class ClearingModel:
             )
 
         solution = self._read_primal()
-        if solution.degenerate:
-            self._perturb_demand(NEXT_TOKEN_MTOK_S)
-            code = self.solver.Solve(self.params)
-            if code != pywraplp.Solver.OPTIMAL:
-                self._perturb_demand(0.0)
-                raise ClearingError(
-                    f"GLOP failed with status {code} pricing the next token"
-                )
+        if not solution.degenerate:
+            self._read_duals(solution)
+            return solution
+
+        # A degenerate optimum may have many dual solutions. Report the next
+        # token's (demand raised a little), then compare with the last token's
+        # (demand lowered a little): only if they differ are prices not unique.
+        self._solve_perturbed(+NEXT_TOKEN_MTOK_S)
         self._read_duals(solution)
-        if solution.degenerate:
-            self._perturb_demand(0.0)
+        self._solve_perturbed(-NEXT_TOKEN_MTOK_S)
+        last_token = _duals(self.demand_rows)
+        self._perturb_demand(0.0)
+        lowered = self._lowerable_pairs()
+        solution.degenerate = not np.allclose(
+            solution.dual_demand[lowered], last_token[lowered], rtol=1e-7, atol=1e-7
+        )
         return solution
 
-    def _perturb_demand(self, delta_mtok_s: float) -> None:
-        """Raise every demand pair's hard demand by delta (0 restores it).
+    def _solve_perturbed(self, delta_mtok_s: float) -> None:
+        self._perturb_demand(delta_mtok_s)
+        code = self.solver.Solve(self.params)
+        if code != pywraplp.Solver.OPTIMAL:
+            self._perturb_demand(0.0)
+            raise ClearingError(f"GLOP failed with status {code} pricing a token")
 
-        Pair p is raised by delta * (1 + p / n), so that no two pairs are
-        raised alike and the perturbed market has one dual solution.
+    def _lowerable_pairs(self) -> np.ndarray:
+        """Pairs whose hard demand can be lowered by the perturbation."""
+        hard = np.array(
+            [units.tokens_to_mtok_s(self.demand[p].tokens_per_s) for p in self.pairs]
+        )
+        return hard > 4 * NEXT_TOKEN_MTOK_S
+
+    def _perturb_demand(self, delta_mtok_s: float) -> None:
+        """Shift every demand pair's hard demand by delta (0 restores it).
+
+        Pair p is shifted by delta * (1 + p / n), so that no two pairs move
+        alike and the perturbed market has one dual solution. A pair too small
+        to be lowered keeps its demand.
         """
         n = max(1, len(self.pairs))
         for p, pair in enumerate(self.pairs):
             hard = units.tokens_to_mtok_s(self.demand[pair].tokens_per_s)
-            hard += delta_mtok_s * (1 + p / n)
+            if hard > 4 * NEXT_TOKEN_MTOK_S or delta_mtok_s > 0:
+                hard += delta_mtok_s * (1 + p / n)
             self.demand_rows[p].SetBounds(hard, hard)
 
     def _read_primal(self) -> RawSolution:

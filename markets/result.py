@@ -79,6 +79,13 @@ class ClearingResult:
         return units.mtok_s_to_tokens(served)
 
     @cached_property
+    def asset_revenue_usd_per_h(self) -> np.ndarray:
+        """Compute price times GPUs used; an idle asset earns 0 (even at NaN)."""
+        price = self._prices.compute_usd_per_gpu_hour
+        used = self.gpus_used
+        return np.where(used > 0, np.nan_to_num(price) * used, 0.0)
+
+    @cached_property
     def transfer_charges_usd_per_h(self) -> float:
         costs = np.array([yi.transfer_usd_per_h for yi in self._model.y_index])
         return float(costs @ self._raw.y) if len(costs) else 0.0
@@ -111,7 +118,7 @@ class ClearingResult:
         served = self.served_tokens_per_s
         lmp = np.array([prices[pair] for pair in self._model.pairs])
         payments = float(np.nansum(lmp * served)) * units.SECONDS_PER_HOUR / 1e6
-        revenue = float(np.dot(self._prices.compute_usd_per_gpu_hour, self.gpus_used))
+        revenue = float(self.asset_revenue_usd_per_h.sum())
         capacity = np.array([link.capacity_gbps for link in self._model.scenario.links])
         rents = float(np.dot(self._prices.link_usd_per_gbps_h, capacity))
         return Settlement(payments, revenue, self.transfer_charges_usd_per_h, rents)
@@ -184,7 +191,9 @@ class ClearingResult:
                 "gpus": [a.gpus for a in sc.assets],
                 "gpus_used": used,
                 "compute_price_usd_per_gpu_hour": price,
-                "revenue_usd_per_h": price * used,
+                "revenue_usd_per_h": self.asset_revenue_usd_per_h
+                if self._prices is not None
+                else np.full(len(sc.assets), math.nan),
                 "cost_usd_per_h": [
                     a.cost_usd_per_gpu_hour * g
                     for a, g in zip(sc.assets, used, strict=True)
@@ -244,13 +253,31 @@ class ClearingResult:
 
     @cached_property
     def processing(self) -> pd.DataFrame:
-        """Tokens/s of each workload processed on each asset (nonzero rows)."""
-        assets = self._model.scenario.assets
-        rows = [
-            (k, assets[a].id, assets[a].node, units.mtok_s_to_tokens(value))
-            for (k, a), value in zip(self._model.z_index, self._raw.z, strict=True)
-            if value > 1e-12
-        ]
+        """Tokens/s of each workload processed on each asset (nonzero rows).
+
+        Assets of one type at one node are interchangeable: the LP fixes how
+        many GPUs each runs, not which workload runs on which. Each workload's
+        tokens are therefore split among such assets in proportion to their
+        GPUs used, so the table does not depend on input order.
+        """
+        model = self._model
+        assets = model.scenario.assets
+        used = self.gpus_used
+        z = dict(zip(model.z_index, self._raw.z, strict=True))
+        groups: dict[tuple[str, str], list[int]] = {}
+        for a, asset in enumerate(assets):
+            groups.setdefault((asset.node, asset.type), []).append(a)
+        rows = []
+        for members in groups.values():
+            group_gpus = sum(used[a] for a in members)
+            for k in model.workload_ids:
+                total = sum(z[k, a] for a in members)
+                for a in members:
+                    share = used[a] / group_gpus if group_gpus > 0 else 0.0
+                    value = total * share
+                    if value > 1e-12:
+                        tokens = units.mtok_s_to_tokens(value)
+                        rows.append((k, assets[a].id, assets[a].node, tokens))
         return pd.DataFrame(rows, columns=["workload", "asset", "node", "tokens_per_s"])
 
     @cached_property

@@ -43,7 +43,7 @@ class ScenarioError(ValueError):
 
 
 # YAML 1.1 reads 2.5e6 and 1e6 as strings; scenario authors mean numbers.
-_FLOAT_RE = re.compile(r"^[-+]?(?:\d[\d_]*)?(?:\.\d*)?[eE][-+]?\d+$")
+_FLOAT_RE = re.compile(r"^[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)[eE][-+]?\d+$")
 
 
 class _ScenarioYamlLoader(yaml.SafeLoader):
@@ -53,6 +53,12 @@ class _ScenarioYamlLoader(yaml.SafeLoader):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a list or mapping cannot be a key", key_node.start_mark
+                ) from None
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -522,7 +528,9 @@ class _Validator:
         return value
 
     def reference(self, value: Any, field: str, known: dict) -> str:
-        key = str(value) if isinstance(value, str | int) else value
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            self.fail(field, f"must be an id (text), got {_kind(value)} {value!r}")
+        key = str(value)
         if key not in known:
             names = ", ".join(map(str, known))
             self.fail(field, f"unknown id {value!r} (known: {names})")

@@ -159,8 +159,8 @@ def format_result(result: ClearingResult) -> str:
     lines.append(f"total cost: {result.total_cost_usd_per_h:,.2f} USD/h")
     if result.degenerate:
         lines.append(
-            "prices are not unique here (degenerate optimum); shown: the price "
-            "of the next token"
+            "prices are not unique here (degenerate optimum): the last token "
+            "costs less than the next; shown: the price of the next token"
         )
     prices = result.prices.pivot(
         index="workload", columns="node", values="lmp_usd_per_mtok"
@@ -189,7 +189,7 @@ def format_result(result: ClearingResult) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    return frame.to_string(index=False, float_format=lambda x: f"{x:,.4g}")
+    return frame.to_string(index=False, float_format=lambda x: f"{x:,.2f}")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
     steps, prices = tables["steps"], tables["prices"]
     served = prices["served_tokens_per_s"].astype(float)
     lmp = prices["lmp_usd_per_mtok"].astype(float)
-    priced = served > 0
+    priced = (served > 0) & lmp.notna()
     weight = float(served[priced].sum())
     mean_lmp = (
         float((lmp[priced] * served[priced]).sum() / weight) if weight else math.nan
@@ -73,7 +73,7 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
         "hours": len(steps) * model.step_hours,
         "steps": len(steps),
         "seed": model.seed_value,
-        "total_cost_usd": float(steps["total_cost_usd"].sum(skipna=True)),
+        "total_cost_usd": _sum_or_none(steps["total_cost_usd"]),
         "consumer_payments_usd": float(steps["consumer_payments_usd"].sum()),
         "provider_revenues_usd": float(steps["provider_revenues_usd"].sum()),
         "transfer_charges_usd": float(steps["transfer_charges_usd"].sum()),
@@ -83,6 +83,12 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
         "infeasible_steps": int((steps["status"] != "optimal").sum()),
         "degenerate_steps": int(steps["degenerate"].sum()),
     }
+
+
+def _sum_or_none(column: pd.Series) -> float | None:
+    """Sum over the steps that have a value; None when no step has one."""
+    values = column.astype(float).dropna()
+    return float(values.sum()) if len(values) else None
 
 
 def save_run(model, out_dir: str | Path, *, overwrite: bool = False) -> dict:

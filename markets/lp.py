@@ -70,6 +70,22 @@ class RawSolution:
 
 
 @dataclass(frozen=True)
+class PriceRoutes:
+    """Every eligible (workload, node, compute node, route), as arrays.
+
+    Used to price each workload at each node at its cheapest delivered cost:
+    row r costs processing[workload[r], compute[r]] plus its links' prices
+    times `gbps_per_mtok_s[r]` plus `transfer_usd_per_h[r]` (per Mtok/s).
+    """
+
+    workload: np.ndarray
+    node: np.ndarray
+    compute: np.ndarray
+    gbps_per_mtok_s: np.ndarray
+    transfer_usd_per_h: np.ndarray
+
+
+@dataclass(frozen=True)
 class YIndex:
     """What one routing variable stands for."""
 
@@ -130,6 +146,12 @@ class ClearingModel:
         self.node_ids = list(sc.nodes)
         self.shape = self.shape_of(demand, offers)
         self.pairs = list(self.shape[0])
+        self.pair_workload = np.array(
+            [self.workload_ids.index(k) for k, _ in self.pairs], dtype=int
+        )
+        self.pair_node = np.array(
+            [self.node_ids.index(s) for _, s in self.pairs], dtype=int
+        )
         self.compute_nodes = [
             n for n in self.node_ids if any(a.node == n for a in sc.assets)
         ]
@@ -153,6 +175,7 @@ class ClearingModel:
                             transfer * units.gb_per_hour_per_mtok_s(bits),
                         )
                     )
+        self.price_routes = self._price_routes()
         self.z_index = [
             (k, a) for a in range(len(sc.assets)) for k in self.workload_ids
         ]
@@ -167,6 +190,31 @@ class ClearingModel:
             for b in range(len(demand[pair].bids))
         ]
         self.used_links = sorted({i for y in self.y_index for i in y.route.links})
+
+    def _price_routes(self) -> PriceRoutes:
+        sc = self.scenario
+        rows = []
+        for i, k in enumerate(self.workload_ids):
+            bits = sc.link_bits_per_token(k)
+            limit = sc.workloads[k].latency_limit_ms
+            for s_col, s in enumerate(self.node_ids):
+                for j, n in enumerate(self.compute_nodes):
+                    for route in self.routes_for(s, n, limit):
+                        rows.append((i, s_col, j, route, bits))
+        matrix = np.zeros((len(rows), len(sc.links)))
+        transfer = np.zeros(len(rows))
+        for r, (_, _, _, route, bits) in enumerate(rows):
+            for link in route.links:
+                matrix[r, link] = units.gbps_per_mtok_s(bits)
+                transfer[r] += sc.links[link].transfer_usd_per_gb
+            transfer[r] *= units.gb_per_hour_per_mtok_s(bits)
+        return PriceRoutes(
+            workload=np.array([row[0] for row in rows], dtype=int),
+            node=np.array([row[1] for row in rows], dtype=int),
+            compute=np.array([row[2] for row in rows], dtype=int),
+            gbps_per_mtok_s=matrix,
+            transfer_usd_per_h=transfer,
+        )
 
     def routes_for(self, s: str, n: str, latency_limit_ms: float) -> list[Route]:
         """Eligible routes from node s to compute node n under a latency limit."""

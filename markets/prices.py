@@ -86,37 +86,18 @@ def _processing_prices(model, compute: np.ndarray) -> np.ndarray:
     return out
 
 
-def route_cost_usd_per_mtok(model, route, workload: str, links: np.ndarray) -> float:
-    """Link prices plus transfer costs along a route, per million tokens."""
-    sc = model.scenario
-    bits = sc.link_bits_per_token(workload)
-    per_mtok_s = sum(
-        links[i] * units.gbps_per_mtok_s(bits)
-        + sc.links[i].transfer_usd_per_gb * units.gb_per_hour_per_mtok_s(bits)
-        for i in route.links
-    )
-    return units.lp_to_usd_per_mtok(per_mtok_s)
-
-
 def _lmps(model, processing: np.ndarray, links: np.ndarray) -> np.ndarray:
     """Array [workload, node]: cheapest delivered cost, NaN if unreachable."""
-    sc = model.scenario
+    table = model.price_routes
     out = np.full((len(model.workload_ids), len(model.node_ids)), np.nan)
-    penalty = sc.shed_penalty_usd_per_mtok
-    for i, k in enumerate(model.workload_ids):
-        limit = sc.workloads[k].latency_limit_ms
-        for s_col, s in enumerate(model.node_ids):
-            best = np.nan
-            for j, n in enumerate(model.compute_nodes):
-                if np.isnan(processing[i, j]):
-                    continue
-                for route in model.routes_for(s, n, limit):
-                    cost = processing[i, j] + route_cost_usd_per_mtok(
-                        model, route, k, links
-                    )
-                    if not cost >= best:
-                        best = cost
-            if penalty is not None and not np.isnan(best):
-                best = min(best, penalty)
-            out[i, s_col] = best
+    if len(table.workload):
+        per_mtok_s = table.gbps_per_mtok_s @ links + table.transfer_usd_per_h
+        cost = processing[table.workload, table.compute] + units.lp_to_usd_per_mtok(
+            per_mtok_s
+        )
+        # fmin skips NaN: routes to nodes without offered capacity do not count.
+        np.fmin.at(out, (table.workload, table.node), cost)
+    penalty = model.scenario.shed_penalty_usd_per_mtok
+    if penalty is not None:
+        out = np.fmin(out, np.where(np.isnan(out), np.nan, penalty))
     return out

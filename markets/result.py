@@ -11,7 +11,7 @@ import pandas as pd
 
 from markets import units
 
-_SATURATED = 1e-6
+SATURATED = 1e-6
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,14 @@ class ClearingResult:
 
     @cached_property
     def asset_revenue_usd_per_h(self) -> np.ndarray:
-        """Compute price times GPUs used; an idle asset earns 0 (even at NaN)."""
-        price = self._prices.compute_usd_per_gpu_hour
+        """Compute price times GPUs used; an idle asset earns 0 (even at NaN).
+
+        NaN for every asset when the market is infeasible.
+        """
+        price = self.compute_price_usd_per_gpu_hour
         used = self.gpus_used
+        if self._prices is None:
+            return price.copy()
         return np.where(used > 0, np.nan_to_num(price) * used, 0.0)
 
     @cached_property
@@ -114,9 +119,9 @@ class ClearingResult:
         if self.status != "optimal":
             nan = math.nan
             return Settlement(nan, nan, nan, nan)
-        prices = self.prices.set_index(["workload", "node"])["lmp_usd_per_mtok"]
         served = self.served_tokens_per_s
-        lmp = np.array([prices[pair] for pair in self._model.pairs])
+        model = self._model
+        lmp = self._prices.lmp_usd_per_mtok[model.pair_workload, model.pair_node]
         payments = float(np.nansum(lmp * served)) * units.SECONDS_PER_HOUR / 1e6
         revenue = float(self.asset_revenue_usd_per_h.sum())
         capacity = np.array([link.capacity_gbps for link in self._model.scenario.links])
@@ -126,33 +131,38 @@ class ClearingResult:
     # -- tables ------------------------------------------------------------
 
     @cached_property
+    def lmp_grid(self) -> np.ndarray:
+        """LMP in USD/Mtok as an array [workload, node] (NaN: no price)."""
+        model = self._model
+        if self._prices is None:
+            return np.full((len(model.workload_ids), len(model.node_ids)), math.nan)
+        return self._prices.lmp_usd_per_mtok
+
+    @cached_property
+    def demand_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """(demanded, served) tokens/s as arrays [workload, node]."""
+        model = self._model
+        shape = (len(model.workload_ids), len(model.node_ids))
+        demand, served = np.zeros(shape), np.zeros(shape)
+        where = (model.pair_workload, model.pair_node)
+        demand[where] = [model.demand_offered_tokens_per_s(p) for p in model.pairs]
+        served[where] = self.served_tokens_per_s
+        return demand, served
+
+    @cached_property
     def prices(self) -> pd.DataFrame:
         """LMP of every workload at every node, with demand and service."""
         model = self._model
-        demand = dict.fromkeys(model.pairs, 0.0)
-        served = dict(zip(model.pairs, self.served_tokens_per_s, strict=True))
-        for pair in model.pairs:
-            demand[pair] = model.demand_offered_tokens_per_s(pair)
-        rows = []
-        for i, k in enumerate(model.workload_ids):
-            for j, s in enumerate(model.node_ids):
-                lmp = (
-                    math.nan
-                    if self._prices is None
-                    else self._prices.lmp_usd_per_mtok[i, j]
-                )
-                rows.append(
-                    (k, s, lmp, demand.get((k, s), 0.0), served.get((k, s), 0.0))
-                )
+        n_nodes = len(model.node_ids)
+        demand, served = self.demand_grid
         return pd.DataFrame(
-            rows,
-            columns=[
-                "workload",
-                "node",
-                "lmp_usd_per_mtok",
-                "demand_tokens_per_s",
-                "served_tokens_per_s",
-            ],
+            {
+                "workload": np.repeat(model.workload_ids, n_nodes),
+                "node": np.tile(model.node_ids, len(model.workload_ids)),
+                "lmp_usd_per_mtok": self.lmp_grid.ravel(),
+                "demand_tokens_per_s": demand.ravel(),
+                "served_tokens_per_s": served.ravel(),
+            }
         )
 
     @cached_property
@@ -174,13 +184,29 @@ class ClearingResult:
         )
 
     @cached_property
+    def compute_price_usd_per_gpu_hour(self) -> np.ndarray:
+        """Compute price per asset (scenario order); NaN when infeasible."""
+        if self._prices is None:
+            return np.full(len(self._model.scenario.assets), math.nan)
+        return self._prices.compute_usd_per_gpu_hour
+
+    @cached_property
+    def link_price_usd_per_gbps_h(self) -> np.ndarray:
+        """Shadow price per link (scenario order); NaN when infeasible."""
+        if self._prices is None:
+            return np.full(len(self._model.scenario.links), math.nan)
+        return self._prices.link_usd_per_gbps_h
+
+    @cached_property
+    def asset_cost_usd_per_h(self) -> np.ndarray:
+        """True cost of the GPUs each asset runs (scenario order)."""
+        costs = [a.cost_usd_per_gpu_hour for a in self._model.scenario.assets]
+        return np.array(costs) * self.gpus_used
+
+    @cached_property
     def assets(self) -> pd.DataFrame:
         sc = self._model.scenario
-        price = (
-            self._prices.compute_usd_per_gpu_hour
-            if self._prices is not None
-            else np.full(len(sc.assets), math.nan)
-        )
+        price = self.compute_price_usd_per_gpu_hour
         used = self.gpus_used
         return pd.DataFrame(
             {
@@ -191,13 +217,8 @@ class ClearingResult:
                 "gpus": [a.gpus for a in sc.assets],
                 "gpus_used": used,
                 "compute_price_usd_per_gpu_hour": price,
-                "revenue_usd_per_h": self.asset_revenue_usd_per_h
-                if self._prices is not None
-                else np.full(len(sc.assets), math.nan),
-                "cost_usd_per_h": [
-                    a.cost_usd_per_gpu_hour * g
-                    for a, g in zip(sc.assets, used, strict=True)
-                ],
+                "revenue_usd_per_h": self.asset_revenue_usd_per_h,
+                "cost_usd_per_h": self.asset_cost_usd_per_h,
             }
         )
 
@@ -206,11 +227,7 @@ class ClearingResult:
         sc = self._model.scenario
         capacity = np.array([link.capacity_gbps for link in sc.links])
         flow = self.link_flow_gbps
-        price = (
-            self._prices.link_usd_per_gbps_h
-            if self._prices is not None
-            else np.full(len(sc.links), math.nan)
-        )
+        price = self.link_price_usd_per_gbps_h
         with np.errstate(divide="ignore", invalid="ignore"):
             utilisation = np.where(capacity > 0, flow / capacity, 0.0)
         return pd.DataFrame(
@@ -223,7 +240,7 @@ class ClearingResult:
                 "utilisation": utilisation,
                 "shadow_price_usd_per_gbps_h": price,
                 "congestion_rent_usd_per_h": price * capacity,
-                "saturated": (capacity > 0) & (flow >= capacity * (1 - _SATURATED)),
+                "saturated": (capacity > 0) & (flow >= capacity * (1 - SATURATED)),
             }
         )
 

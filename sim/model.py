@@ -11,6 +11,7 @@ import numpy as np
 
 from agents import ConsumerAgent, OperatorAgent, ProviderAgent
 from markets import ClearingResult
+from markets.result import SATURATED
 from scenarios.schema import Scenario
 
 logger = logging.getLogger(__name__)
@@ -131,45 +132,85 @@ class TokenFlowModel(mesa.Model):
         self._record(result)
 
     def _settle(self, result: ClearingResult) -> None:
-        assets = result.assets
-        revenue = (
-            np.nan_to_num(assets["revenue_usd_per_h"].to_numpy()) * self.step_hours
-        )
-        cost = assets["cost_usd_per_h"].to_numpy() * self.step_hours
+        hours = self.step_hours
+        revenue = np.nan_to_num(result.asset_revenue_usd_per_h) * hours
+        if result.status != "optimal":
+            revenue = np.zeros(len(self.scenario.assets))
+        cost = result.asset_cost_usd_per_h * hours
         by_owner = defaultdict(lambda: [0.0, 0.0])
-        for owner, r, c in zip(assets["owner"], revenue, cost, strict=True):
-            by_owner[owner][0] += r
-            by_owner[owner][1] += c
+        for asset, r, c in zip(self.scenario.assets, revenue, cost, strict=True):
+            by_owner[asset.owner][0] += float(r)
+            by_owner[asset.owner][1] += float(c)
         for provider in self.agents_by_type[ProviderAgent]:
             provider.book(*by_owner[provider.owner])
 
     def _record(self, result: ClearingResult) -> None:
         self.datacollector.collect(self)
-        stamp = {"step": self.steps, "hour_utc": self.hour_utc}
-        hours = self.step_hours
-        for row in result.prices.itertuples(index=False):
-            self.datacollector.add_table_row(
-                "prices", {**stamp, **row._asdict()}, ignore_missing=True
+        step, hour = self.steps, self.hour_utc
+        sc, hours = self.scenario, self.step_hours
+        add = self.datacollector.add_table_row
+
+        lmp, (demand, served) = result.lmp_grid, result.demand_grid
+        for i, workload in enumerate(sc.workloads):
+            for j, node in enumerate(sc.nodes):
+                add(
+                    "prices",
+                    {
+                        "step": step,
+                        "hour_utc": hour,
+                        "workload": workload,
+                        "node": node,
+                        "lmp_usd_per_mtok": float(lmp[i, j]),
+                        "demand_tokens_per_s": float(demand[i, j]),
+                        "served_tokens_per_s": float(served[i, j]),
+                    },
+                )
+
+        flow, price = result.link_flow_gbps, result.link_price_usd_per_gbps_h
+        for link, f, p in zip(sc.links, flow, price, strict=True):
+            cap = link.capacity_gbps
+            add(
+                "links",
+                {
+                    "step": step,
+                    "hour_utc": hour,
+                    "link": link.id,
+                    "a": link.a,
+                    "b": link.b,
+                    "flow_gbps": float(f),
+                    "capacity_gbps": cap,
+                    "utilisation": float(f / cap) if cap > 0 else 0.0,
+                    "shadow_price_usd_per_gbps_h": float(p),
+                    "congestion_rent_usd": float(p * cap * hours),
+                    "saturated": bool(cap > 0 and f >= cap * (1 - SATURATED)),
+                },
             )
-        for row in result.links.itertuples(index=False):
-            values = row._asdict()
-            values["congestion_rent_usd"] = (
-                values.pop("congestion_rent_usd_per_h") * hours
+
+        used, price = result.gpus_used, result.compute_price_usd_per_gpu_hour
+        revenue, cost = result.asset_revenue_usd_per_h, result.asset_cost_usd_per_h
+        for a, asset in enumerate(sc.assets):
+            add(
+                "assets",
+                {
+                    "step": step,
+                    "hour_utc": hour,
+                    "asset": asset.id,
+                    "node": asset.node,
+                    "owner": asset.owner,
+                    "gpus_used": float(used[a]),
+                    "compute_price_usd_per_gpu_hour": float(price[a]),
+                    "revenue_usd": float(revenue[a] * hours),
+                    "cost_usd": float(cost[a] * hours),
+                },
             )
-            self.datacollector.add_table_row(
-                "links", {**stamp, **values}, ignore_missing=True
-            )
-        for row in result.assets.itertuples(index=False):
-            values = row._asdict()
-            values["revenue_usd"] = values["revenue_usd_per_h"] * hours
-            values["cost_usd"] = values["cost_usd_per_h"] * hours
-            self.datacollector.add_table_row(
-                "assets", {**stamp, **values}, ignore_missing=True
-            )
-        for row in result.unserved.itertuples(index=False):
-            self.datacollector.add_table_row(
-                "unserved", {**stamp, **row._asdict()}, ignore_missing=True
-            )
+
+        if result.status != "optimal":
+            for row in result.unserved.itertuples(index=False):
+                add(
+                    "unserved",
+                    {"step": step, "hour_utc": hour, **row._asdict()},
+                    ignore_missing=True,
+                )
 
 
 def _money(attribute: str):
@@ -188,7 +229,10 @@ def _total_cost(model: TokenFlowModel) -> float:
 
 
 def _unserved(model: TokenFlowModel) -> float:
-    return float(model.last_result.unserved["tokens_per_s"].sum())
+    result = model.last_result
+    if result.status == "optimal":
+        return 0.0
+    return float(result.unserved["tokens_per_s"].sum())
 
 
 _MODEL_REPORTERS = {

@@ -13,10 +13,11 @@ link capacity (l). See `markets.prices` for how their duals become prices.
 
 Tie-breaks: identical offer prices are dispatched in order of asset id, and
 among dispatches of equal cost the one with the least token latency is chosen
-(local service first; equally fast routes in candidate order). Both are done
-with tiny cost offsets (`OFFER_TIE_USD_PER_GPU_HOUR`, `ROUTE_TIE_USD_PER_H_MS`,
-`ROUTE_RANK_TIE_USD_PER_H`) so that the optimal flows are unique and do not
-depend on input order; reported costs and prices leave the offsets out.
+(then the fewest links, local service first; then candidate order). Both are
+done with tiny cost offsets (`OFFER_TIE_USD_PER_GPU_HOUR`,
+`ROUTE_TIE_USD_PER_H_MS`, `ROUTE_HOP_TIE_USD_PER_H`, `ROUTE_RANK_TIE_USD_PER_H`)
+so that the optimal flows are unique and do not depend on input order;
+reported costs and prices leave the offsets out.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 OFFER_TIE_USD_PER_GPU_HOUR = 1e-6
 ROUTE_TIE_USD_PER_H_MS = 1e-5
+ROUTE_HOP_TIE_USD_PER_H = 1e-6
 ROUTE_RANK_TIE_USD_PER_H = 1e-6
 # Where the optimum is degenerate, prices are those of the next token: the
 # duals of the market with every hard demand raised by this much (10 tokens/s),
@@ -116,6 +118,7 @@ class ClearingModel:
             pywraplp.MPSolverParameters.PRESOLVE_OFF,
         )
         self.shedding = feasibility or scenario.shed_penalty_usd_per_mtok is not None
+        self._topology()
         self._index(demand, offers)
         self._build_solver(demand, offers)
 
@@ -131,19 +134,45 @@ class ClearingModel:
 
     def shape_of(self, demand, offers) -> tuple:
         """What must match for `set_data` to reuse this model."""
-        pairs = tuple(sorted(demand, key=self._pair_order))
-        bids = tuple(len(demand[p].bids) for p in pairs)
+        pairs = self._pairs_of(demand)
+        bids = tuple(len(demand[p].bids) if p in demand else 0 for p in pairs)
         blocks = tuple(len(offers[a.id]) for a in self.scenario.assets)
         return pairs, bids, blocks
+
+    def _pairs_of(self, demand) -> tuple[tuple[str, str], ...]:
+        """Demand pairs given plus every pair that reaches compute, in order."""
+        return tuple(sorted(set(demand) | self.reachable_pairs, key=self._pair_order))
 
     def _pair_order(self, pair):
         workload, node = pair
         return self.workload_ids.index(workload), self.node_ids.index(node)
 
-    def _index(self, demand, offers) -> None:
+    def _topology(self) -> None:
+        """Nodes, compute nodes, candidate routes and who reaches compute.
+
+        Every (workload, node) that reaches a compute node gets a demand row,
+        demand or not, so that its next token can be priced.
+        """
         sc = self.scenario
         self.workload_ids = list(sc.workloads)
         self.node_ids = list(sc.nodes)
+        self.compute_nodes = [
+            n for n in self.node_ids if any(a.node == n for a in sc.assets)
+        ]
+        self.candidates = candidate_routes(sc, self.node_ids, self.compute_nodes)
+        self.reachable_pairs = {
+            (k, s)
+            for k, workload in sc.workloads.items()
+            for s in self.node_ids
+            if any(
+                self.routes_for(s, n, workload.latency_limit_ms)
+                for n in self.compute_nodes
+            )
+        }
+
+    def _index(self, demand, offers) -> None:
+        sc = self.scenario
+        demand = self._complete(demand)
         self.shape = self.shape_of(demand, offers)
         self.pairs = list(self.shape[0])
         self.pair_workload = np.array(
@@ -152,12 +181,6 @@ class ClearingModel:
         self.pair_node = np.array(
             [self.node_ids.index(s) for _, s in self.pairs], dtype=int
         )
-        self.compute_nodes = [
-            n for n in self.node_ids if any(a.node == n for a in sc.assets)
-        ]
-        # Routes from every node, not only demand nodes: nodes without demand
-        # are priced at the delivered cost of their next token.
-        self.candidates = candidate_routes(sc, self.node_ids, self.compute_nodes)
         self.y_index: list[YIndex] = []
         for k, s in self.pairs:
             bits = sc.link_bits_per_token(k)
@@ -239,6 +262,7 @@ class ClearingModel:
         ranks = self._route_ranks()
         for yi, var, route_rank in zip(self.y_index, self.y_vars, ranks, strict=True):
             tie = ROUTE_TIE_USD_PER_H_MS * yi.route.latency_ms
+            tie += ROUTE_HOP_TIE_USD_PER_H * len(yi.route.links)
             tie += ROUTE_RANK_TIE_USD_PER_H * route_rank
             cost = yi.transfer_usd_per_h + tie
             objective.SetCoefficient(var, cost)
@@ -304,8 +328,16 @@ class ClearingModel:
 
     # -- data ------------------------------------------------------------------
 
+    def _complete(self, demand) -> dict[tuple[str, str], Demand]:
+        """The demand of every pair of the model, zero where none is given."""
+        return {
+            pair: demand.get(pair) or Demand(pair[1], pair[0], 0.0)
+            for pair in self._pairs_of(demand)
+        }
+
     def set_data(self, demand, offers) -> None:
         """Write demands and offers into the built model (same shape only)."""
+        demand = self._complete(demand)
         self.demand = demand
         self.offers = offers
         objective = self.solver.Objective()
@@ -366,23 +398,32 @@ class ClearingModel:
         # A degenerate optimum may have many dual solutions. Report the next
         # token's (demand raised a little), then compare with the last token's
         # (demand lowered a little): only if they differ are prices not unique.
-        self._solve_perturbed(+NEXT_TOKEN_MTOK_S)
-        self._read_duals(solution)
+        # At the edge of feasibility there is no next token; the last token's
+        # prices are reported then.
+        next_ok = self._solve_perturbed(+NEXT_TOKEN_MTOK_S)
+        if next_ok:
+            self._read_duals(solution)
         self._solve_perturbed(-NEXT_TOKEN_MTOK_S)
+        if not next_ok:
+            self._read_duals(solution)
         last_token = _duals(self.demand_rows)
         self._perturb_demand(0.0)
         lowered = self._lowerable_pairs()
-        solution.degenerate = not np.allclose(
+        solution.degenerate = not next_ok or not np.allclose(
             solution.dual_demand[lowered], last_token[lowered], rtol=1e-7, atol=1e-7
         )
         return solution
 
-    def _solve_perturbed(self, delta_mtok_s: float) -> None:
+    def _solve_perturbed(self, delta_mtok_s: float) -> bool:
+        """Solve with demand shifted by delta; False if that is infeasible."""
         self._perturb_demand(delta_mtok_s)
         code = self.solver.Solve(self.params)
-        if code != pywraplp.Solver.OPTIMAL:
-            self._perturb_demand(0.0)
-            raise ClearingError(f"GLOP failed with status {code} pricing a token")
+        if code == pywraplp.Solver.OPTIMAL:
+            return True
+        if code == pywraplp.Solver.INFEASIBLE and delta_mtok_s > 0:
+            return False
+        self._perturb_demand(0.0)
+        raise ClearingError(f"GLOP failed with status {code} pricing a token")
 
     def _lowerable_pairs(self) -> np.ndarray:
         """Pairs whose hard demand can be lowered by the perturbation."""
@@ -401,7 +442,8 @@ class ClearingModel:
         n = max(1, len(self.pairs))
         for p, pair in enumerate(self.pairs):
             hard = units.tokens_to_mtok_s(self.demand[pair].tokens_per_s)
-            if hard > 4 * NEXT_TOKEN_MTOK_S or delta_mtok_s > 0:
+            reachable = pair in self.reachable_pairs
+            if reachable and (hard > 4 * NEXT_TOKEN_MTOK_S or delta_mtok_s > 0):
                 hard += delta_mtok_s * (1 + p / n)
             self.demand_rows[p].SetBounds(hard, hard)
 

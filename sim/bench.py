@@ -1,8 +1,9 @@
 """Benchmark: milliseconds per clearing and simulated hours per second.
 
 Three ways to clear the same sequence of hourly demands are timed in one run:
-a fresh build of the LP every hour, the reused model solved from scratch, and
-the reused model warm-started from the previous basis (the simulation's way).
+a fresh build every hour (routes and LP), a new GLOP model each hour on the
+routes found once (a cold start), and one model updated in place and
+warm-started from the previous basis (the simulation's way).
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ def run_bench(scenario: Scenario, repeats: int = 200, hours: int = 168) -> str:
             f"tokenflow bench: {scenario.name}, {repeats} hourly clearings per variant",
             f"LP size: {size['variables']} variables, {size['rows']} rows",
             "median ms per clearing (solve + prices + settlement):",
-            f"  fresh build every hour     {fresh:8.2f}",
-            f"  reused model, cold solve   {cold:8.2f}",
-            f"  reused model, warm start   {warm:8.2f}",
+            f"  fresh build (routes + LP) every hour     {fresh:8.2f}",
+            f"  routes kept, new LP each hour (cold)     {cold:8.2f}",
+            f"  one LP updated in place, warm start      {warm:8.2f}",
             f"  speed-up of warm start over fresh build: {fresh / warm:5.1f}x",
             f"simulation: {hours} hours with data collection in {elapsed:.2f} s "
             f"= {hours / elapsed:.1f} simulated hours per second",

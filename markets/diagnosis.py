@@ -10,6 +10,10 @@ nodes that compete for the same scarce capacity is one of several equally
 short schedules.
 """
 
+# TODO: Split a shared shortfall by a stated rationing rule (pro rata to demand,
+# as in load shedding); today the split is whichever schedule GLOP reaches, so
+# per-node shortfalls can move between nodes when unrelated data changes.
+
 from __future__ import annotations
 
 import numpy as np

@@ -153,7 +153,9 @@ def format_result(result: ClearingResult) -> str:
     ]
     if result.status != "optimal":
         lines += ["", "Demand that cannot be served (tokens/s):"]
-        lines.append(_table(result.unserved))
+        unserved = result.unserved.copy()
+        unserved["binding"] = unserved["binding"].map(_short_list)
+        lines.append(_table(unserved))
         return "\n".join(lines)
 
     lines.append(f"total cost: {result.total_cost_usd_per_h:,.2f} USD/h")
@@ -186,6 +188,14 @@ def format_result(result: ClearingResult) -> str:
         f"  congestion rents   {s.congestion_rents_usd_per_h:14,.2f}",
     ]
     return "\n".join(lines)
+
+
+def _short_list(text: str, keep: int = 3) -> str:
+    """'a, b, c, d, e' -> 'a, b, c (+2 more)'; the JSON keeps the full list."""
+    items = [item for item in text.split(", ") if item]
+    if len(items) <= keep:
+        return ", ".join(items)
+    return f"{', '.join(items[:keep])} (+{len(items) - keep} more)"
 
 
 def _table(frame: pd.DataFrame) -> str:

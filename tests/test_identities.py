@@ -926,6 +926,36 @@ def test_zero_latency_link_flows_do_not_depend_on_asset_order():
     check_same_clearing(sc, *results)
 
 
+def test_workload_mix_on_a_full_local_pool_does_not_depend_on_asset_order():
+    # A wants 5e4 tokens/s of chat (160 bits) and 1e5 of code (100 bits). Its
+    # own pool x (50 GPUs at 1.0, 1000 tokens/s/GPU) holds 5e4; the other 1e5
+    # go to y at B (200 GPUs at 2.0) over a 10 ms link. Which workload stays
+    # at A does not change the cost (250 USD/h) nor the tokens shipped, only
+    # the bandwidth: chat at A puts 1e5 * 100 bits = 0.01 Gbps on the link,
+    # code at A 5e4 * (160 + 100) bits = 0.013 Gbps. The tie-breaks must pick
+    # one; listing the pools differently (z has no GPUs) must not change it.
+    x = asset_dict("x", "A", "g", 50, 1.0)
+    y = asset_dict("y", "B", "g", 200, 2.0)
+    z = asset_dict("z", "B", "g", 0, 2.0)
+    results = []
+    for assets in ([x, y, z], [y, z, x]):
+        data = scenario_dict(
+            "workload-mix",
+            node_dicts(["A", "B"]),
+            {"g": {"chat": 1000, "code": 1000}},
+            assets,
+            [link_dict("A", "B", 10, 10)],
+            {"chat": (100, 160), "code": (100, 100)},
+            [demand_dict("A", "chat", 50_000), demand_dict("A", "code", 100_000)],
+        )
+        sc = scenario_from_dict(data)
+        results.append(clear(sc))
+        check_identities(sc, results[-1])
+        assert results[-1].total_cost_usd_per_h == pytest.approx(250.0, rel=REL)
+    check_same_clearing(sc, *results)
+    check_same_processing(*results)
+
+
 # ---------------------------------------------------------------- warm start
 
 

@@ -11,13 +11,13 @@ Variables (all >= 0, flows in Mtok/s):
 Rows: demand balance (k,s), processing balance (k,n), compute balance (a),
 link capacity (l). See `markets.prices` for how their duals become prices.
 
-Tie-breaks: identical offer prices are dispatched in order of asset id, and
-among dispatches of equal cost the one with the least token latency is chosen
-(then the fewest links, local service first; then candidate order). Both are
-done with tiny cost offsets (`OFFER_TIE_USD_PER_GPU_HOUR`,
-`ROUTE_TIE_USD_PER_H_MS`, `ROUTE_HOP_TIE_USD_PER_H`, `ROUTE_RANK_TIE_USD_PER_H`)
-so that the optimal flows are unique and do not depend on input order;
-reported costs and prices leave the offsets out.
+Tie-breaks: among dispatches of equal cost the one that keeps the least data
+in flight is chosen (tokens x bits per token x route latency; then the fewest
+links, local service first; then candidate order), and identical offer prices
+at different places are dispatched in order of asset id. Both are done with
+tiny cost offsets (`route_tie_usd_per_h`, `OFFER_TIE_USD_PER_GPU_HOUR`), so
+that the optimal flows do not depend on input order; reported costs and LMPs
+leave the offsets out, and `max_route_tie_usd_per_h` bounds their effect.
 """
 
 from __future__ import annotations
@@ -34,17 +34,24 @@ from scenarios.schema import BidBlock, Demand, OfferBlock, Scenario
 
 logger = logging.getLogger(__name__)
 
-OFFER_TIE_USD_PER_GPU_HOUR = 1e-6
-ROUTE_TIE_USD_PER_H_MS = 1e-5
+OFFER_TIE_USD_PER_GPU_HOUR = 1e-9
+ROUTE_TIE_USD_PER_H_MS = 1e-5  # per ms of latency, for a 1000-bit token
 ROUTE_HOP_TIE_USD_PER_H = 1e-6
-ROUTE_RANK_TIE_USD_PER_H = 1e-6
+ROUTE_RANK_TIE_USD_PER_H = 1e-7
+_WORKLOAD_TIE = 1e-3  # separates workloads of equal bits, in workload order
 # Where the optimum is degenerate, prices are those of the next token: the
 # duals of the market with every hard demand raised by this much (10 tokens/s),
 # which are also optimal duals of the market itself. Lowering demand by as
 # much gives the last token's prices; where the two differ, prices are not
 # unique and the result says so (`degenerate`).
 NEXT_TOKEN_MTOK_S = 1e-5
-_GLOP_PARAMS = "use_preprocessing: false use_dual_simplex: true"
+# Presolve off and dual simplex so that a re-solve restarts from the last
+# basis; tolerances tighter than GLOP's defaults (1e-8 and 1e-7) so that the
+# tiny tie-break offsets above are honoured, not rounded away.
+_GLOP_PARAMS = (
+    "use_preprocessing: false use_dual_simplex: true "
+    "dual_feasibility_tolerance: 1e-10 primal_feasibility_tolerance: 1e-10"
+)
 
 
 class ClearingError(RuntimeError):
@@ -198,6 +205,12 @@ class ClearingModel:
                             transfer * units.gb_per_hour_per_mtok_s(bits),
                         )
                     )
+        self.pair_compute_nodes = [set() for _ in self.pairs]
+        pair_pos = {pair: p for p, pair in enumerate(self.pairs)}
+        for yi in self.y_index:
+            self.pair_compute_nodes[pair_pos[yi.workload, yi.demand_node]].add(
+                yi.compute_node
+            )
         self.price_routes = self._price_routes()
         self.z_index = [
             (k, a) for a in range(len(sc.assets)) for k in self.workload_ids
@@ -261,9 +274,9 @@ class ClearingModel:
             return
         ranks = self._route_ranks()
         for yi, var, route_rank in zip(self.y_index, self.y_vars, ranks, strict=True):
-            tie = ROUTE_TIE_USD_PER_H_MS * yi.route.latency_ms
-            tie += ROUTE_HOP_TIE_USD_PER_H * len(yi.route.links)
-            tie += ROUTE_RANK_TIE_USD_PER_H * route_rank
+            bits = self.scenario.link_bits_per_token(yi.workload)
+            rank = self.workload_ids.index(yi.workload)
+            tie = route_tie_usd_per_h(yi.route, bits, rank, route_rank)
             cost = yi.transfer_usd_per_h + tie
             objective.SetCoefficient(var, cost)
         penalty = self.scenario.shed_penalty_usd_per_mtok
@@ -353,6 +366,14 @@ class ClearingModel:
 
         assets = self.scenario.assets
         blocks = [offers[assets[a].id][o] for a, o in self.u_index]
+        offered = {
+            assets[a].node
+            for (a, _), b in zip(self.u_index, blocks, strict=True)
+            if b.gpus > 0
+        }
+        self.pair_reaches_offer = [
+            bool(nodes & offered) for nodes in self.pair_compute_nodes
+        ]
         ties = _tie_ranks(blocks, [assets[a].id for a, _ in self.u_index])
         self.offer_prices = np.array([b.price_usd_per_gpu_hour for b in blocks])
         for var, block, tie in zip(self.u_vars, blocks, ties, strict=True):
@@ -437,12 +458,12 @@ class ClearingModel:
 
         Pair p is shifted by delta * (1 + p / n), so that no two pairs move
         alike and the perturbed market has one dual solution. A pair too small
-        to be lowered keeps its demand.
+        to be lowered, or with no route to any GPU on offer, keeps its demand.
         """
         n = max(1, len(self.pairs))
         for p, pair in enumerate(self.pairs):
             hard = units.tokens_to_mtok_s(self.demand[pair].tokens_per_s)
-            reachable = pair in self.reachable_pairs
+            reachable = self.pair_reaches_offer[p]
             if reachable and (hard > 4 * NEXT_TOKEN_MTOK_S or delta_mtok_s > 0):
                 hard += delta_mtok_s * (1 + p / n)
             self.demand_rows[p].SetBounds(hard, hard)
@@ -504,6 +525,28 @@ class ClearingModel:
     def _empty(self, status: str) -> RawSolution:
         none = np.zeros(0)
         return RawSolution(status, none, none, none, none, none, float("nan"), False, 0)
+
+
+def route_tie_usd_per_h(
+    route: Route, bits_per_token: float, workload_rank: int, route_rank: int
+) -> float:
+    """Tie-break cost of 1 Mtok/s on a route, USD/h: least data in flight first."""
+    weight = bits_per_token / 1000 * (1 + _WORKLOAD_TIE * workload_rank)
+    return (
+        ROUTE_TIE_USD_PER_H_MS * route.latency_ms * weight
+        + ROUTE_HOP_TIE_USD_PER_H * len(route.links)
+        + ROUTE_RANK_TIE_USD_PER_H * route_rank
+    )
+
+
+def max_route_tie_usd_per_h(scenario: Scenario) -> float:
+    """An upper bound on `route_tie_usd_per_h` over the scenario's routes."""
+    bits = max(scenario.link_bits_per_token(k) for k in scenario.workloads)
+    latency = max(w.latency_limit_ms for w in scenario.workloads.values())
+    longest = Route("", "", (), tuple(range(len(scenario.nodes))), latency)
+    return route_tie_usd_per_h(
+        longest, bits, len(scenario.workloads), scenario.max_routes
+    )
 
 
 def _tie_ranks(blocks: list[OfferBlock], asset_ids: list[str]) -> list[int]:

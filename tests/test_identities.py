@@ -90,21 +90,10 @@ SHORT_MARGIN_TOKENS_PER_S = 100.0
 MODELS = ("transfer", "token")
 
 
-def _tie_constant(*names: str, default: float) -> float:
-    """A tie-break offset of markets.lp (its name has changed over time)."""
-    for name in names:
-        if hasattr(lp_module, name):
-            return float(getattr(lp_module, name))
-    return default
+# The tie-break offsets: per GPU-hour and rank among equally priced blocks,
+# and a bound on the route offset of one Mtok/s (both USD/h).
+OFFER_TIE = lp_module.OFFER_TIE_USD_PER_GPU_HOUR
 
-
-# The tie-break offsets, USD/h: per GPU and rank among equally priced blocks;
-# per Mtok/s and ms of route latency; per Mtok/s and rank among a pair's routes.
-OFFER_TIE = _tie_constant("OFFER_TIE_USD_PER_GPU_HOUR", default=1e-6)
-ROUTE_TIE_PER_MS = _tie_constant("ROUTE_TIE_USD_PER_H_MS", default=0.0)
-ROUTE_TIE_PER_RANK = _tie_constant(
-    "ROUTE_RANK_TIE_USD_PER_H", "ROUTE_TIE_USD_PER_H", default=1e-4
-)
 
 EXAMPLES = settings(
     max_examples=50,
@@ -131,8 +120,7 @@ def tie_gpu_h(sc) -> float:
 
 def route_tie_per_mtok_s(sc) -> float:
     """Largest route tie offset of one Mtok/s, USD/h."""
-    latency = max(w.latency_limit_ms for w in sc.workloads.values())
-    return ROUTE_TIE_PER_MS * latency + ROUTE_TIE_PER_RANK * sc.max_routes
+    return lp_module.max_route_tie_usd_per_h(sc)
 
 
 def price_tol(sc) -> float:
@@ -897,6 +885,35 @@ def test_next_token_price_at_a_node_without_demand():
     assert lmps(r)["chat", "A"] == pytest.approx(4.0 / (1000 * 3600) * 1e6, rel=REL)
 
 
+@pytest.mark.parametrize("retired_pool_at_b", [False, True])
+def test_next_token_price_at_a_block_boundary(retired_pool_at_b):
+    # A's pool offers 150 GPUs at 0.5 and 50 more at 1.0 USD/GPU-h, 2000
+    # tokens/s/GPU; A wants 3e5 tokens/s = exactly 150 GPUs. The last token
+    # cost 0.5 / (2000 * 3600) * 1e6 = 0.0694 USD/Mtok, the next one comes
+    # from the 1.0 block: 0.1389, and that is the price to report. An
+    # unrelated pool without GPUs at the isolated node B changes nothing.
+    assets = [asset_dict("A/g", "A", "g", 200, 0.5, offers=[(150, 0.5), (50, 1.0)])]
+    if retired_pool_at_b:
+        assets.append(asset_dict("B/old", "B", "g", 0, 0.5))
+    data = scenario_dict(
+        "block-boundary",
+        node_dicts(["A", "B"]),
+        {"g": {"chat": 2000}},
+        assets,
+        [],
+        {"chat": (100, 100)},
+        [demand_dict("A", "chat", 300_000)],
+    )
+    sc = scenario_from_dict(data)
+    r = clear(sc)
+    check_identities(sc, r)
+    check_marginal(sc, r, [("chat", "A")])
+    assert r.degenerate
+    next_token = usd_per_mtok_of_gpu_hour(1.0, 2000)
+    assert lmps(r)["chat", "A"] == pytest.approx(next_token, rel=REL)
+    assert compute_price_table(r)["A/g"] == pytest.approx(1.0, abs=tie_gpu_h(sc))
+
+
 def test_zero_latency_link_flows_do_not_depend_on_asset_order():
     # Two identical pools, x at A and y at B (6.0 USD/GPU-h, 500,000 tokens/s
     # each), and a link of 0 ms. A wants 3e5 code, B 2.5e5 chat: x fills first
@@ -1139,3 +1156,31 @@ def test_twin_assets_are_cleared_alike_in_any_order(data, draw):
         clear_or_error(Clearing(sc)),
         clear_or_error(Clearing(scenario_from_dict(last, source="<twin last>"))),
     )
+
+
+def test_latency_outranks_asset_id_among_identical_offers():
+    # A chain N0-N1-...-N5 of 10 ms links; every node has an identical pool
+    # (1000 GPUs at 2.0 USD/GPU-h, 1000 tokens/s/GPU). N3 wants 0.5e6 tokens/s.
+    # All pools cost the same, so the cheapest dispatch is not unique; the
+    # tie-break must serve N3 locally (no data in flight) rather than at N0,
+    # whose id sorts first. No link carries flow or earns rent.
+    ids = [f"N{i}" for i in range(6)]
+    assets = [asset_dict(f"{n}/g", n, "g", 1000, 2.0) for n in ids]
+    links = [link_dict(a, b, 1.0, 10) for a, b in zip(ids, ids[1:], strict=False)]
+    data = scenario_dict(
+        "chain",
+        node_dicts(ids),
+        {"g": {"chat": 1000}},
+        assets,
+        links,
+        {"chat": (100, 100)},
+        [demand_dict("N3", "chat", 0.5e6)],
+    )
+    sc = scenario_from_dict(data)
+    r = clear(sc)
+    check_identities(sc, r)
+    used = gpus_used(r)
+    assert used["N3/g"] == pytest.approx(500, abs=ABS_GPU)
+    assert sum(link_flows(r).values()) == pytest.approx(0.0, abs=1e-12)
+    assert not r.links["saturated"].any()
+    assert (r.links["congestion_rent_usd_per_h"] == 0).all()

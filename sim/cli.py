@@ -10,9 +10,9 @@ import sys
 
 import pandas as pd
 
-from markets import ClearingResult, clear
+from markets import ClearingError, ClearingResult, clear
 from scenarios import ScenarioError, load_scenario, with_overrides
-from sim.output import OutputExistsError
+from sim.output import OutputError, check_out_dir, json_safe
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
-    except (ScenarioError, OutputExistsError, UsageError) as err:
+    except (ScenarioError, OutputError, UsageError) as err:
         print(f"tokenflow: error: {err}", file=sys.stderr)
         return 2
+    except ClearingError as err:
+        print(f"tokenflow: solver error: {err}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("tokenflow: interrupted", file=sys.stderr)
         return 130
@@ -63,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="folder for the run's tables")
     p.add_argument(
-        "--overwrite", action="store_true", help="replace an existing --out folder"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out folder that holds a previous run",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(handler=_cmd_simulate)
@@ -124,28 +129,23 @@ def _cmd_simulate(args) -> int:
     if args.hours < 1:
         raise UsageError(f"--hours must be >= 1, got {args.hours}")
     scenario = _load(args)
-    _refuse_existing(args.out, args.overwrite)
+    if args.seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
+    check_out_dir(args.out, args.overwrite)
     model = simulate(
         scenario, args.hours, seed=args.seed, progress=not args.no_progress
     )
     summary = save_run(model, args.out, overwrite=args.overwrite)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(json_safe(summary), indent=2))
     print(f"tables and summary.json written to {args.out}")
     return 0
-
-
-def _refuse_existing(out: str, overwrite: bool) -> None:
-    """Fail before a long run rather than after it."""
-    from pathlib import Path
-
-    path = Path(out)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
-        raise OutputExistsError(path)
 
 
 def _cmd_bench(args) -> int:
     from sim.bench import run_bench
 
+    if args.repeats < 1 or args.hours < 1:
+        raise UsageError("--repeats and --hours must be >= 1")
     print(run_bench(load_scenario(args.scenario), args.repeats, args.hours))
     return 0
 

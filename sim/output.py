@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,15 +22,58 @@ logger = logging.getLogger(__name__)
 TABLES = ("steps", "prices", "links", "assets", "providers", "unserved")
 
 
-class OutputExistsError(FileExistsError):
+class OutputError(Exception):
+    """An output folder that cannot be used, named with the reason."""
+
+    def __init__(self, path: Path, reason: str):
+        self.path = path
+        super().__init__(f"{path}: --out {reason}")
+
+
+class OutputExistsError(OutputError):
     """The output folder exists and holds files; it is not overwritten silently."""
 
     def __init__(self, path: Path):
-        self.path = path
         super().__init__(
-            f"{path}: output folder exists and is not empty; choose another --out "
-            "or pass --overwrite to replace it"
+            path,
+            "folder exists and is not empty; choose another --out or pass "
+            "--overwrite to replace it",
         )
+
+
+def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Check an output folder before a run, so that nothing fails after it.
+
+    Only a folder holding a previous run (with summary.json) is ever replaced,
+    and only with ``overwrite``; files, links and folders that contain the
+    working directory are refused.
+    """
+    out = Path(out_dir)
+    if not str(out_dir).strip():
+        raise OutputError(out, "must name a folder")
+    resolved = out.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise OutputError(out, "contains the current folder; name a new folder")
+    if out.is_symlink():
+        raise OutputError(out, "is a symbolic link; name the folder itself")
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "is a file, not a folder; it is not replaced")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(out)
+        if not (out / "summary.json").is_file():
+            raise OutputError(
+                out, "holds files but no tokenflow run (no summary.json); not replaced"
+            )
+    try:
+        resolved.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = f"cannot create {resolved.parent}: {err.strerror}"
+        raise OutputError(out, reason) from err
+    if not os.access(resolved.parent, os.W_OK | os.X_OK):
+        raise OutputError(out, f"cannot write into {resolved.parent}")
+    return out
 
 
 def run_tables(model) -> dict[str, pd.DataFrame]:
@@ -70,7 +114,7 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
     return {
         "scenario": model.scenario.name,
         "bandwidth_model": model.scenario.bandwidth_model,
-        "hours": len(steps) * model.step_hours,
+        "hours": _whole(len(steps) * model.step_hours),
         "steps": len(steps),
         "seed": model.seed_value,
         "total_cost_usd": _sum_or_none(steps["total_cost_usd"]),
@@ -85,6 +129,10 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
     }
 
 
+def _whole(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
 def _sum_or_none(column: pd.Series) -> float | None:
     """Sum over the steps that have a value; None when no step has one."""
     values = column.astype(float).dropna()
@@ -93,21 +141,19 @@ def _sum_or_none(column: pd.Series) -> float | None:
 
 def save_run(model, out_dir: str | Path, *, overwrite: bool = False) -> dict:
     """Write the run's tables and summary; return the summary."""
-    out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise OutputExistsError(out)
+    out = check_out_dir(out_dir, overwrite)
     tables = run_tables(model)
     summary = summarise(model, tables)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.resolve().parent))
     try:
+        staging.chmod(0o777 & ~_umask())
         for name, frame in tables.items():
             frame.to_parquet(staging / f"{name}.parquet", index=False)
-        text = json.dumps(_json_safe(summary), indent=2)
+        text = json.dumps(json_safe(summary), indent=2)
         (staging / "summary.json").write_text(text + "\n", encoding="utf-8")
         if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
+            shutil.rmtree(out)
         staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -116,7 +162,13 @@ def save_run(model, out_dir: str | Path, *, overwrite: bool = False) -> dict:
     return summary
 
 
-def _json_safe(summary: dict) -> dict:
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def json_safe(summary: dict) -> dict:
     return {
         k: (None if isinstance(v, float) and math.isnan(v) else v)
         for k, v in summary.items()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from markets.diagnosis import diagnose
-from markets.lp import ClearingModel
+from markets.diagnosis import diagnose, is_short
+from markets.lp import ClearingError, ClearingModel
 from markets.prices import derive_prices
 from markets.result import ClearingResult
 from scenarios.schema import Demand, OfferBlock, Scenario
@@ -60,8 +60,13 @@ class Clearing:
 
     def solve(self) -> ClearingResult:
         """Clear the market as it stands now."""
-        raw = self._model.solve(cold=not self.warm_start)
-        if raw.status == "optimal":
+        try:
+            raw = self._model.solve(cold=not self.warm_start)
+        except ClearingError:
+            # GLOP could not decide; a market that the feasibility LP shows to
+            # be short is reported as infeasible, anything else is an error.
+            raw = None
+        if raw is not None and raw.status == "optimal":
             prices = derive_prices(self._model, raw, self._model.gpus_used(raw))
             return ClearingResult(self._model, raw, prices)
 
@@ -69,6 +74,8 @@ class Clearing:
             self.scenario, self._demand, self._offers, feasibility=True
         )
         short = feasibility.solve(cold=True)
+        if raw is None and not is_short(short):
+            raise ClearingError(f"GLOP could not solve {self.scenario.name}")
         unserved = diagnose(feasibility, short)
         logger.info(
             "%s is infeasible: %d demand(s) short", self.scenario.name, len(unserved)

@@ -52,6 +52,13 @@ _GLOP_PARAMS = (
     "use_preprocessing: false use_dual_simplex: true "
     "dual_feasibility_tolerance: 1e-10 primal_feasibility_tolerance: 1e-10"
 )
+# Where the tight tolerances leave GLOP unable to decide (markets within a
+# hair of infeasibility, or of extreme magnitudes), it is retried from scratch
+# with its default tolerances, first by dual and then by primal simplex.
+_GLOP_FALLBACK_PARAMS = (
+    "use_preprocessing: false use_dual_simplex: true",
+    "use_preprocessing: false use_dual_simplex: false",
+)
 
 
 class ClearingError(RuntimeError):
@@ -129,10 +136,10 @@ class ClearingModel:
         self._index(demand, offers)
         self._build_solver(demand, offers)
 
-    def _build_solver(self, demand, offers) -> None:
+    def _build_solver(self, demand, offers, *, glop_params: str = _GLOP_PARAMS):
         """A new GLOP instance holding the model, with no basis to start from."""
         self.solver = pywraplp.Solver.CreateSolver("GLOP")
-        self.solver.SetSolverSpecificParametersAsString(_GLOP_PARAMS)
+        self.solver.SetSolverSpecificParametersAsString(glop_params)
         self._build_variables()
         self._build_rows()
         self.set_data(demand, offers)
@@ -401,14 +408,18 @@ class ClearingModel:
         if cold:
             self._build_solver(self.demand, self.offers)
         code = self.solver.Solve(self.params)
+        for glop_params in (_GLOP_PARAMS, *_GLOP_FALLBACK_PARAMS):
+            if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.INFEASIBLE):
+                break
+            logger.info("GLOP status %s; solving again from scratch", code)
+            self._build_solver(self.demand, self.offers, glop_params=glop_params)
+            code = self.solver.Solve(self.params)
         if code == pywraplp.Solver.INFEASIBLE:
             return self._empty("infeasible")
         if code != pywraplp.Solver.OPTIMAL:
-            if not cold:
-                logger.warning("GLOP status %s from a warm start; retrying cold", code)
-                return self.solve(cold=True)
+            self._build_solver(self.demand, self.offers)
             raise ClearingError(
-                f"GLOP failed with status {code} on {self.scenario.name}"
+                f"GLOP could not solve {self.scenario.name} (status {code})"
             )
 
         solution = self._read_primal()

@@ -12,6 +12,7 @@ import pandas as pd
 from markets import units
 
 SATURATED = 1e-6
+SHED = "shed at the penalty price"
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,9 @@ class ClearingResult:
         self.status: str = "infeasible" if unserved is not None else "optimal"
         self.bandwidth_model: str = model.scenario.bandwidth_model
         self.scenario_name: str = model.scenario.name
-        self.degenerate: bool = bool(raw.degenerate)
+        self.degenerate: bool = bool(raw.degenerate) and unserved is None
         self.iterations: int = raw.iterations
+        self.shedding: bool = model.shedding and unserved is None
         self.lp_objective_usd_per_h: float = raw.lp_objective
         self.dual_objective_usd_per_h: float = raw.dual_objective
 
@@ -299,10 +301,17 @@ class ClearingResult:
 
     @cached_property
     def unserved(self) -> pd.DataFrame:
+        """Demand not served: the shortfall of an infeasible market, or the
+        demand shed at the penalty price when shedding is on."""
         if self._unserved is not None:
             return self._unserved
         columns = ["workload", "node", "tokens_per_s", "reason", "binding"]
-        return pd.DataFrame(columns=columns)
+        rows = [
+            (k, s, units.mtok_s_to_tokens(q), SHED, "")
+            for (k, s), q in zip(self._model.pairs, self._raw.q, strict=False)
+            if units.mtok_s_to_tokens(q) > 1e-3
+        ]
+        return pd.DataFrame(rows, columns=columns)
 
     # -- export --------------------------------------------------------------
 

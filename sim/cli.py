@@ -183,6 +183,10 @@ def format_result(result: ClearingResult) -> str:
         cols = ["link", "flow_gbps", "shadow_price_usd_per_gbps_h"]
         lines.append(_table(links[cols + ["congestion_rent_usd_per_h"]]))
 
+    if not result.unserved.empty:
+        lines += ["", "Demand shed at the penalty price (tokens/s):"]
+        lines.append(_table(result.unserved[["workload", "node", "tokens_per_s"]]))
+
     s = result.settlement
     lines += [
         "",

@@ -204,7 +204,7 @@ class TokenFlowModel(mesa.Model):
                 },
             )
 
-        if result.status != "optimal":
+        if result.status != "optimal" or result.shedding:
             for row in result.unserved.itertuples(index=False):
                 add(
                     "unserved",
@@ -229,10 +229,7 @@ def _total_cost(model: TokenFlowModel) -> float:
 
 
 def _unserved(model: TokenFlowModel) -> float:
-    result = model.last_result
-    if result.status == "optimal":
-        return 0.0
-    return float(result.unserved["tokens_per_s"].sum())
+    return float(model.last_result.unserved["tokens_per_s"].sum())
 
 
 _MODEL_REPORTERS = {

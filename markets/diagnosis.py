@@ -22,6 +22,7 @@ import pandas as pd
 from markets import units
 
 NO_ROUTE = "no eligible route"
+NO_OFFER = "no GPUs offered within reach"
 LINK = "link bandwidth"
 COMPUTE = "compute capacity"
 BOTH = "link bandwidth and compute capacity"
@@ -43,7 +44,9 @@ def diagnose(model, raw) -> pd.DataFrame:
         limit = sc.workloads[k].latency_limit_ms
         routes = [r for n in offered for r in model.routes_for(s, n, limit)]
         if not routes:
-            rows.append((k, s, short, NO_ROUTE, ""))
+            reach = [n for n in model.compute_nodes if model.routes_for(s, n, limit)]
+            reason = NO_OFFER if reach else NO_ROUTE
+            rows.append((k, s, short, reason, ", ".join(reach)))
             continue
         links = sorted(
             {i for r in routes for i in r.links if link_dual.get(i, 0.0) > _BINDING}

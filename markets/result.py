@@ -248,12 +248,15 @@ class ClearingResult:
 
     @cached_property
     def dispatch(self) -> pd.DataFrame:
+        """Routed flows; `links` names the route's link ids (parallel links)."""
+        links = self._model.scenario.links
         rows = [
             (
                 yi.workload,
                 yi.demand_node,
                 yi.compute_node,
                 yi.route.label,
+                " ".join(links[i].id for i in yi.route.links),
                 yi.route.latency_ms,
                 units.mtok_s_to_tokens(value),
             )
@@ -265,6 +268,7 @@ class ClearingResult:
             "from_node",
             "to_node",
             "route",
+            "links",
             "latency_ms",
             "tokens_per_s",
         ]
@@ -352,5 +356,5 @@ def _plain(value):
         return int(value)
     if isinstance(value, float | np.floating):
         value = float(value)
-        return None if math.isnan(value) else value
+        return None if math.isnan(value) else value + 0.0
     return value

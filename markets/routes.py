@@ -3,7 +3,8 @@
 A route is a simple path over links. Parallel links are distinct routes. For
 each (demand node, compute node) pair the candidates are the simple paths in
 order of latency (ties: the path whose link indices come first in the
-scenario), at most ``max_routes`` of them; a workload may use the first
+scenario, among the first ``2 * max_routes`` equally fast paths found), at
+most ``max_routes`` of them; a workload may use the first
 ``max_routes`` candidates whose latency is within its limit. Closed links
 (capacity 0) carry no route. Local service is a route with no links.
 """
@@ -18,6 +19,7 @@ import networkx as nx
 from scenarios.schema import Scenario
 
 _LATENCY_TIE_MS = 1e-9
+_TIE_CAP = 2
 
 
 @dataclass(frozen=True)

@@ -166,8 +166,8 @@ def format_result(result: ClearingResult) -> str:
     lines.append(f"total cost: {result.total_cost_usd_per_h:,.2f} USD/h")
     if result.degenerate:
         lines.append(
-            "prices are not unique here (degenerate optimum): the last token "
-            "costs less than the next; shown: the price of the next token"
+            "prices are not unique here (degenerate optimum); shown: the price "
+            "of the next token, or of the last one where no next token can be served"
         )
     prices = result.prices.pivot(
         index="workload", columns="node", values="lmp_usd_per_mtok"

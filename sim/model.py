@@ -133,9 +133,12 @@ class TokenFlowModel(mesa.Model):
 
     def _settle(self, result: ClearingResult) -> None:
         hours = self.step_hours
-        revenue = np.nan_to_num(result.asset_revenue_usd_per_h) * hours
         if result.status != "optimal":
-            revenue = np.zeros(len(self.scenario.assets))
+            # No market outcome: nothing is bought, sold or run this step.
+            for provider in self.agents_by_type[ProviderAgent]:
+                provider.book(0.0, 0.0)
+            return
+        revenue = np.nan_to_num(result.asset_revenue_usd_per_h) * hours
         cost = result.asset_cost_usd_per_h * hours
         by_owner = defaultdict(lambda: [0.0, 0.0])
         for asset, r, c in zip(self.scenario.assets, revenue, cost, strict=True):
@@ -217,8 +220,8 @@ def _money(attribute: str):
     """A model reporter: a settlement amount of the latest step, in USD."""
 
     def report(model: TokenFlowModel) -> float:
-        value = getattr(model.last_result.settlement, attribute)
-        return 0.0 if math.isnan(value) else value * model.step_hours
+        # NaN in a step that did not clear; run totals skip such steps.
+        return getattr(model.last_result.settlement, attribute) * model.step_hours
 
     return report
 

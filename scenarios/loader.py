@@ -31,6 +31,9 @@ from scenarios.schema import (
     Workload,
 )
 
+# Demands beyond this leave GLOP's double-precision arithmetic unreliable.
+MAX_TOKENS_PER_S = 1e15
+
 
 class ScenarioError(ValueError):
     """A scenario that cannot be used, with the file, field and reason."""
@@ -102,6 +105,8 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         return _parse_text(resource.read_text(encoding="utf-8"), f"{text_name}.yaml")
 
     path = Path(name_or_path)
+    if path.is_dir():
+        raise ScenarioError(text_name, "file", "is a folder, not a scenario file")
     if not path.is_file():
         known = ", ".join(bundled_scenarios())
         raise ScenarioError(
@@ -190,8 +195,19 @@ def with_overrides(
         changes["workloads"] = workloads
     if demand_scale is not None:
         scale = v.number(demand_scale, "--demand-scale", minimum=0.0)
+        largest = max((_offered(d) for d in scenario.demand), default=0.0)
+        v.check(
+            largest * scale <= MAX_TOKENS_PER_S,
+            "--demand-scale",
+            f"{scale:g} makes demand {largest * scale:.3g} tokens/s, above the "
+            f"{MAX_TOKENS_PER_S:.0e} tokens/s the solver handles reliably",
+        )
         changes["demand"] = tuple(_scaled(d, scale) for d in scenario.demand)
     return dataclasses.replace(scenario, **changes)
+
+
+def _offered(demand: Demand) -> float:
+    return demand.tokens_per_s + sum(b.tokens_per_s for b in demand.bids)
 
 
 def _scaled(demand: Demand, scale: float) -> Demand:

@@ -160,7 +160,7 @@ def format_result(result: ClearingResult) -> str:
         lines += ["", "Demand that cannot be served (tokens/s):"]
         unserved = result.unserved.copy()
         unserved["binding"] = unserved["binding"].map(_short_list)
-        lines.append(_table(unserved))
+        lines.append(_table(unserved, significant=True))
         return "\n".join(lines)
 
     lines.append(f"total cost: {result.total_cost_usd_per_h:,.2f} USD/h")
@@ -185,7 +185,8 @@ def format_result(result: ClearingResult) -> str:
 
     if not result.unserved.empty:
         lines += ["", "Demand shed at the penalty price (tokens/s):"]
-        lines.append(_table(result.unserved[["workload", "node", "tokens_per_s"]]))
+        shed = result.unserved[["workload", "node", "tokens_per_s"]]
+        lines.append(_table(shed, significant=True))
 
     s = result.settlement
     lines += [
@@ -207,7 +208,10 @@ def _short_list(text: str, keep: int = 3) -> str:
     return f"{', '.join(items[:keep])} (+{len(items) - keep} more)"
 
 
-def _table(frame: pd.DataFrame) -> str:
+def _table(frame: pd.DataFrame, significant: bool = False) -> str:
+    """Money-like columns to cents; shortfalls to six significant figures."""
+    if significant:
+        return frame.to_string(index=False, float_format=lambda x: f"{x:,.6g}")
     return frame.to_string(index=False, float_format=lambda x: f"{x:,.2f}")
 
 

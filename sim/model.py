@@ -191,6 +191,9 @@ class TokenFlowModel(mesa.Model):
 
         used, price = result.gpus_used, result.compute_price_usd_per_gpu_hour
         revenue, cost = result.asset_revenue_usd_per_h, result.asset_cost_usd_per_h
+        if result.status != "optimal":
+            # The rationing schedule is not a market outcome: no money.
+            cost = np.full(len(sc.assets), np.nan)
         for a, asset in enumerate(sc.assets):
             add(
                 "assets",

@@ -20,6 +20,7 @@ import pandas as pd
 logger = logging.getLogger(__name__)
 
 TABLES = ("steps", "prices", "links", "assets", "providers", "unserved")
+RUN_FILES = {f"{name}.parquet" for name in TABLES} | {"summary.json"}
 
 
 class OutputError(Exception):
@@ -44,13 +45,14 @@ class OutputExistsError(OutputError):
 def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     """Check an output folder before a run, so that nothing fails after it.
 
-    Only a folder holding a previous run (with summary.json) is ever replaced,
-    and only with ``overwrite``; files, links and folders that contain the
-    working directory are refused.
+    Only a folder holding nothing but a previous run's files is ever
+    replaced, and only with ``overwrite``; files, links, folders with other
+    contents and folders that contain the working directory are refused.
+    Nothing is created here.
     """
     out = Path(out_dir)
     if not str(out_dir).strip():
-        raise OutputError(out, "must name a folder")
+        raise OutputError(Path("''"), "must name a folder")
     resolved = out.resolve()
     cwd = Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
@@ -62,17 +64,17 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise OutputExistsError(out)
-        if not (out / "summary.json").is_file():
+        others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES)
+        if others or not (out / "summary.json").is_file():
+            found = ", ".join(others[:3]) or "no summary.json"
             raise OutputError(
-                out, "holds files but no tokenflow run (no summary.json); not replaced"
+                out, f"holds files that are not a tokenflow run ({found}); not replaced"
             )
-    try:
-        resolved.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        reason = f"cannot create {resolved.parent}: {err.strerror}"
-        raise OutputError(out, reason) from err
-    if not os.access(resolved.parent, os.W_OK | os.X_OK):
-        raise OutputError(out, f"cannot write into {resolved.parent}")
+    ancestor = resolved.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(out, f"cannot create a folder under {ancestor}")
     return out
 
 
@@ -145,6 +147,7 @@ def save_run(model, out_dir: str | Path, *, overwrite: bool = False) -> dict:
     tables = run_tables(model)
     summary = summarise(model, tables)
 
+    out.resolve().parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.resolve().parent))
     try:
         staging.chmod(0o777 & ~_umask())

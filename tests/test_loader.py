@@ -482,7 +482,7 @@ def test_file_not_found(tmp_path):
 
 
 def test_directory_is_not_a_scenario(tmp_path):
-    _refused(tmp_path, "file", "no such file")
+    _refused(tmp_path, "file", "is a folder")
 
 
 def test_empty_file(tmp_path):

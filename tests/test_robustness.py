@@ -100,7 +100,7 @@ def test_overwrite_never_replaces_a_file_or_a_folder_without_a_run(tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "notes.txt").write_text("keep")
-    with pytest.raises(OutputError, match="no summary.json"):
+    with pytest.raises(OutputError, match="not a tokenflow run"):
         check_out_dir(folder, overwrite=True)
     with pytest.raises(OutputExistsError):
         check_out_dir(folder, overwrite=False)
@@ -126,3 +126,20 @@ def test_cli_refuses_a_bad_out_before_simulating(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a file" in err
     assert target.read_text() == "keep"
+
+
+def test_overwrite_spares_a_folder_with_a_summary_json_and_other_files(tmp_path):
+    # A user's project folder that happens to hold a summary.json is not a run.
+    folder = tmp_path / "project"
+    (folder / "code").mkdir(parents=True)
+    (folder / "code" / "main.py").write_text("print(1)")
+    (folder / "summary.json").write_text('{"epoch": 3}')
+    with pytest.raises(OutputError, match="not a tokenflow run"):
+        check_out_dir(folder, overwrite=True)
+    assert (folder / "code" / "main.py").read_text() == "print(1)"
+
+
+def test_absurd_demand_scale_is_a_usage_error(capsys):
+    assert main(["clear", "us5", "--demand-scale", "1e300"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--demand-scale" in err

@@ -73,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(handler=_cmd_simulate)
 
+    p = sub.add_parser("experiment", help="run one of the source study's experiments")
+    exp = p.add_subparsers(required=True, metavar="EXPERIMENT")
+    e = exp.add_parser("transfer-vs-token", help="both bandwidth models side by side")
+    _scenario_args(e)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(handler=_cmd_transfer_vs_token)
+    e = exp.add_parser("latency-sweep", help="tighten one workload's latency limit")
+    _scenario_args(e)
+    e.add_argument("--workload", required=True, help="the workload whose limit moves")
+    e.add_argument(
+        "--limits", default="100,75,50,30,20,15", help="comma-separated limits in ms"
+    )
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(handler=_cmd_latency_sweep)
+
     p = sub.add_parser("bench", help="time clearings and simulated hours")
     p.add_argument("scenario", nargs="?", default="us5")
     p.add_argument("--repeats", type=int, default=200, help="clearings per variant")
@@ -139,6 +154,78 @@ def _cmd_simulate(args) -> int:
     print(json.dumps(json_safe(summary), indent=2))
     print(f"tables and summary.json written to {args.out}")
     return 0
+
+
+def _cmd_transfer_vs_token(args) -> int:
+    from sim.experiments import transfer_vs_token
+
+    report = transfer_vs_token(_load(args)).to_dict()
+    print(json.dumps(report, indent=2) if args.json else _format_tvt(report))
+    return 0
+
+
+def _format_tvt(r: dict) -> str:
+    def cost(value):
+        return "infeasible" if value is None else f"{value:,.2f} USD/h"
+
+    lines = [
+        f"transfer-vs-token on {r['scenario']}",
+        f"  token model     total cost {cost(r['token_total_cost_usd_per_h'])}, "
+        f"saturated links: {', '.join(r['saturated_links_token']) or 'none'}",
+        f"  transfer model  total cost {cost(r['transfer_total_cost_usd_per_h'])}, "
+        f"saturated links: {', '.join(r['saturated_links_transfer']) or 'none'}",
+    ]
+    if r["cost_change_pct"] is not None:
+        lines.append(f"  cost change (transfer vs token): {r['cost_change_pct']:+.2f}%")
+    moves = pd.DataFrame(r["price_moves"])
+    lines += ["", "Prices that move most (USD per million tokens):"]
+    lines.append("  none" if moves.empty else _table(moves, significant=True))
+    return "\n".join(lines)
+
+
+def _cmd_latency_sweep(args) -> int:
+    from sim.experiments import latency_sweep
+
+    try:
+        limits = [float(x) for x in args.limits.split(",") if x.strip()]
+    except ValueError as err:
+        raise UsageError(f"--limits: expected numbers like 100,50,15: {err}") from err
+    if not limits or min(limits) < 0:
+        raise UsageError(f"--limits: expected limits >= 0 ms, got {args.limits!r}")
+    scenario = _load(args)
+    if args.workload not in scenario.workloads:
+        known = ", ".join(scenario.workloads)
+        raise UsageError(f"--workload: unknown workload {args.workload!r} ({known})")
+    report = latency_sweep(scenario, args.workload, limits).to_dict()
+    print(json.dumps(report, indent=2) if args.json else _format_sweep(report))
+    return 0
+
+
+def _format_sweep(r: dict) -> str:
+    lines = [f"latency-sweep of {r['workload']} on {r['scenario']}"]
+    rows = []
+    for point in r["points"]:
+        row = {"limit_ms": point["limit_ms"], "status": point["status"]}
+        row["total_cost_usd_per_h"] = point["total_cost_usd_per_h"]
+        row.update({p["node"]: p["lmp_usd_per_mtok"] for p in point["prices"]})
+        rows.append(row)
+    lines.append(_table(pd.DataFrame(rows), significant=True))
+    rise = r["largest_rise"]
+    if rise is None:
+        lines.append("no price rises as the limit tightens")
+    else:
+        lines.append(
+            f"largest rise: {rise['node']} {rise['change_pct']:+.1f}% at "
+            f"{rise['limit_ms']:g} ms ({rise['from_lmp_usd_per_mtok']:.4g} -> "
+            f"{rise['to_lmp_usd_per_mtok']:.4g} USD/Mtok)"
+        )
+    for point in r["points"]:
+        for u in point["unserved"]:
+            lines.append(
+                f"  at {point['limit_ms']:g} ms: {u['workload']} at {u['node']} short "
+                f"{u['tokens_per_s']:,.6g} tokens/s ({u['reason']})"
+            )
+    return "\n".join(lines)
 
 
 def _cmd_bench(args) -> int:

@@ -1,0 +1,188 @@
+"""The source study's experiments, each one command: compare bandwidth models,
+sweep a latency limit.
+
+Every experiment clears the scenario several times with one thing changed
+and reports the differences as plain data (``to_dict``) for the CLI's text
+and JSON output.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from markets import ClearingResult, clear
+from scenarios import Scenario, with_overrides
+
+MIN_MOVE_PCT = 1e-3
+
+
+def _saturated(result: ClearingResult) -> list[str]:
+    links = result.links[result.links["saturated"]]
+    return [f"{a}-{b}" for a, b in zip(links["a"], links["b"], strict=True)]
+
+
+def _lmps(result: ClearingResult) -> pd.Series:
+    return result.prices.set_index(["workload", "node"])["lmp_usd_per_mtok"]
+
+
+def _pct(new: float, old: float) -> float:
+    if old is None or new is None or not math.isfinite(old) or old == 0:
+        return math.nan
+    return 100.0 * (new - old) / old
+
+
+@dataclass
+class TransferVsToken:
+    """The same hour cleared under both bandwidth models."""
+
+    scenario: str
+    token: ClearingResult
+    transfer: ClearingResult
+
+    @property
+    def cost_change_pct(self) -> float:
+        return _pct(self.transfer.total_cost_usd_per_h, self.token.total_cost_usd_per_h)
+
+    def price_moves(self, top: int = 10) -> pd.DataFrame:
+        """Prices that change most between the models, largest first."""
+        frame = pd.DataFrame(
+            {
+                "token_lmp_usd_per_mtok": _lmps(self.token),
+                "transfer_lmp_usd_per_mtok": _lmps(self.transfer),
+            }
+        )
+        old, new = frame["token_lmp_usd_per_mtok"], frame["transfer_lmp_usd_per_mtok"]
+        frame["change_pct"] = 100.0 * (new - old) / old
+        # Changes below 1e-3 % are tie-break noise, not price moves.
+        frame = frame[frame["change_pct"].abs() > MIN_MOVE_PCT]
+        frame = frame.reindex(
+            frame["change_pct"].abs().sort_values(ascending=False).index
+        )
+        return frame.head(top).reset_index()
+
+    def to_dict(self) -> dict:
+        def side(r: ClearingResult) -> dict:
+            return {
+                "status": r.status,
+                "total_cost_usd_per_h": r.total_cost_usd_per_h,
+                "congestion_rents_usd_per_h": r.settlement.congestion_rents_usd_per_h,
+                "unserved": _records(r.unserved),
+            }
+
+        return _plain_tree(
+            {
+                "experiment": "transfer-vs-token",
+                "scenario": self.scenario,
+                "token_total_cost_usd_per_h": self.token.total_cost_usd_per_h,
+                "transfer_total_cost_usd_per_h": self.transfer.total_cost_usd_per_h,
+                "cost_change_pct": self.cost_change_pct,
+                "saturated_links_token": _saturated(self.token),
+                "saturated_links_transfer": _saturated(self.transfer),
+                "token": side(self.token),
+                "transfer": side(self.transfer),
+                "price_moves": _records(self.price_moves()),
+            }
+        )
+
+
+def transfer_vs_token(scenario: Scenario) -> TransferVsToken:
+    """Clear the scenario under the token and the transfer bandwidth model."""
+    return TransferVsToken(
+        scenario.name,
+        token=clear(with_overrides(scenario, bandwidth_model="token")),
+        transfer=clear(with_overrides(scenario, bandwidth_model="transfer")),
+    )
+
+
+@dataclass
+class LatencySweep:
+    """One workload's latency limit tightened step by step."""
+
+    scenario: str
+    workload: str
+    limits_ms: list[float]
+    results: list[ClearingResult]
+
+    def prices(self) -> pd.DataFrame:
+        """The workload's LMP at every node for every limit (tidy)."""
+        rows = []
+        for limit, result in zip(self.limits_ms, self.results, strict=True):
+            lmp = _lmps(result)
+            for node in result.prices["node"].unique():
+                rows.append((limit, node, float(lmp[self.workload, node])))
+        return pd.DataFrame(rows, columns=["limit_ms", "node", "lmp_usd_per_mtok"])
+
+    def largest_rise(self) -> dict | None:
+        """The node whose price rises most from the loosest limit, in percent."""
+        loose = max(range(len(self.limits_ms)), key=lambda i: self.limits_ms[i])
+        prices = self.prices()
+        base = prices[prices["limit_ms"] == self.limits_ms[loose]].set_index("node")
+        best = None
+        for row in prices.itertuples(index=False):
+            change = _pct(row.lmp_usd_per_mtok, base.loc[row.node, "lmp_usd_per_mtok"])
+            if not math.isfinite(change) or change <= MIN_MOVE_PCT:
+                continue
+            if best is None or change > best["change_pct"]:
+                best = {
+                    "node": row.node,
+                    "limit_ms": row.limit_ms,
+                    "change_pct": change,
+                    "from_lmp_usd_per_mtok": base.loc[row.node, "lmp_usd_per_mtok"],
+                    "to_lmp_usd_per_mtok": row.lmp_usd_per_mtok,
+                }
+        return best
+
+    def to_dict(self) -> dict:
+        points = []
+        prices = self.prices()
+        for limit, result in zip(self.limits_ms, self.results, strict=True):
+            at = prices[prices["limit_ms"] == limit]
+            points.append(
+                {
+                    "limit_ms": limit,
+                    "status": result.status,
+                    "total_cost_usd_per_h": result.total_cost_usd_per_h,
+                    "prices": _records(at[["node", "lmp_usd_per_mtok"]]),
+                    "unserved": _records(result.unserved),
+                }
+            )
+        return _plain_tree(
+            {
+                "experiment": "latency-sweep",
+                "scenario": self.scenario,
+                "workload": self.workload,
+                "points": points,
+                "largest_rise": self.largest_rise(),
+            }
+        )
+
+
+def latency_sweep(
+    scenario: Scenario, workload: str, limits_ms: list[float]
+) -> LatencySweep:
+    """Clear the scenario at each latency limit of one workload."""
+    results = [
+        clear(with_overrides(scenario, latency_limits_ms={workload: limit}))
+        for limit in limits_ms
+    ]
+    return LatencySweep(scenario.name, workload, list(limits_ms), results)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.to_dict(orient="records")
+
+
+def _plain_tree(value):
+    """NaN to None and numpy scalars to Python, all the way down."""
+    if isinstance(value, dict):
+        return {k: _plain_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_tree(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -1,0 +1,121 @@
+"""The study's experiments: mathematical properties, not tuned numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from markets import clear
+from scenarios import load_scenario, with_overrides
+from sim.cli import main
+from sim.experiments import latency_sweep, transfer_vs_token
+
+REL = 1e-7
+
+
+def _cost(scenario) -> float:
+    return clear(scenario).total_cost_usd_per_h
+
+
+@pytest.fixture(scope="module")
+def us5():
+    return load_scenario("us5")
+
+
+@pytest.fixture(scope="module")
+def us5_split(us5):
+    # Every workload limited to 7 ms: only VA-IL and OR-CA stay usable, so
+    # prices differ between regions and latency limits bind.
+    limits = dict.fromkeys(us5.workloads, 7.0)
+    return with_overrides(us5, latency_limits_ms=limits)
+
+
+@pytest.mark.parametrize("workload", ["chat", "code", "image"])
+def test_cost_never_falls_when_a_latency_limit_tightens(us5, workload):
+    sweep = latency_sweep(us5, workload, [200, 100, 50, 25, 12, 6, 3, 0])
+    costs = [r.total_cost_usd_per_h for r in sweep.results]
+    assert all(r.status == "optimal" for r in sweep.results)
+    for looser, tighter in zip(costs, costs[1:], strict=False):
+        assert tighter >= looser - REL * looser
+
+
+def test_cost_grows_with_demand_and_is_convex_in_the_scale(us5_split):
+    scales = np.linspace(0.2, 1.3, 12)
+    costs = []
+    for scale in scales:
+        result = clear(with_overrides(us5_split, demand_scale=float(scale)))
+        if result.status != "optimal":
+            break
+        costs.append(result.total_cost_usd_per_h)
+    assert len(costs) >= 8
+    costs = np.array(costs)
+    step = costs.max() * REL
+    assert (np.diff(costs) >= -step).all()
+    # Equal steps in the scale: convexity means second differences >= 0.
+    assert (np.diff(costs, 2) >= -10 * step).all()
+
+
+def test_models_agree_when_every_payload_equals_the_token_equivalent(us5_split):
+    bits = us5_split.token_equivalent_bits
+    workloads = {
+        k: dataclasses.replace(w, bits_per_token=bits)
+        for k, w in us5_split.workloads.items()
+    }
+    same = dataclasses.replace(us5_split, workloads=workloads)
+    report = transfer_vs_token(same)
+    token, transfer = report.token, report.transfer
+    assert token.status == transfer.status == "optimal"
+    assert transfer.total_cost_usd_per_h == pytest.approx(
+        token.total_cost_usd_per_h, rel=REL
+    )
+    lmp_token = token.prices["lmp_usd_per_mtok"].to_numpy()
+    lmp_transfer = transfer.prices["lmp_usd_per_mtok"].to_numpy()
+    assert lmp_transfer == pytest.approx(lmp_token, rel=1e-6)
+    assert report.to_dict()["cost_change_pct"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_split_market_shows_a_price_rise_when_chat_must_stay_local(us5_split):
+    # Other workloads are held at 7 ms; chat goes from 100 ms to local only.
+    sweep = latency_sweep(us5_split, "chat", [100, 15, 0])
+    rise = sweep.largest_rise()
+    assert rise is not None and rise["change_pct"] > 0
+    # The rise is measured from the loosest limit at the same node.
+    prices = sweep.prices().set_index(["limit_ms", "node"])["lmp_usd_per_mtok"]
+    node, limit = rise["node"], rise["limit_ms"]
+    expected = 100 * (prices[limit, node] - prices[100.0, node]) / prices[100.0, node]
+    assert rise["change_pct"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_cli_json_shapes(capsys):
+    assert main(["experiment", "transfer-vs-token", "us5", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in (
+        "token_total_cost_usd_per_h",
+        "transfer_total_cost_usd_per_h",
+        "cost_change_pct",
+        "saturated_links_token",
+        "saturated_links_transfer",
+    ):
+        assert key in report
+    args = ["experiment", "latency-sweep", "two-node", "--workload", "chat"]
+    assert main([*args, "--limits", "100,10,5", "--json"]) == 0
+    sweep = json.loads(capsys.readouterr().out)
+    statuses = [p["status"] for p in sweep["points"]]
+    # At 5 ms the 10 ms link is out of reach and B alone cannot serve 1.5e6.
+    assert statuses == ["optimal", "optimal", "infeasible"]
+    assert sweep["points"][2]["unserved"][0]["tokens_per_s"] == pytest.approx(5e5)
+    assert {"limit_ms", "status", "total_cost_usd_per_h", "prices"} <= set(
+        sweep["points"][0]
+    )
+
+
+def test_cli_rejects_bad_sweep_arguments(capsys):
+    args = ["experiment", "latency-sweep", "us5", "--workload"]
+    assert main([*args, "nope"]) == 2
+    assert main([*args, "chat", "--limits", "10,x"]) == 2
+    assert main([*args, "chat", "--limits", "-5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 3 and "Traceback" not in err

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from markets import ClearingResult, clear
-from scenarios import Scenario, with_overrides
+from scenarios import Demand, Scenario, with_overrides
 
 MIN_MOVE_PCT = 1e-3
 
@@ -186,3 +186,153 @@ def _plain_tree(value):
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+@dataclass
+class ScaleUp:
+    """Demand scaled uniformly, from slack to beyond what can be served."""
+
+    scenario: str
+    scales: list[float]
+    results: list[ClearingResult]
+    infeasible_above_scale: float | None
+    copper_plate_scale: float | None
+
+    def merit_order(self) -> pd.DataFrame:
+        """Per scale, each asset's GPUs used and whether it is marginal.
+
+        An asset is marginal when it runs some but not all of its GPUs: its
+        offer then sets its compute price, and through it the LMPs it serves.
+        """
+        rows = []
+        for scale, result in zip(self.scales, self.results, strict=True):
+            if result.status != "optimal":
+                continue
+            assets = result.assets
+            for row in assets.itertuples(index=False):
+                share = row.gpus_used / row.gpus if row.gpus > 0 else 0.0
+                rows.append(
+                    (
+                        scale,
+                        row.asset,
+                        row.node,
+                        row.type,
+                        row.gpus,
+                        row.gpus_used,
+                        row.compute_price_usd_per_gpu_hour,
+                        bool(MARGINAL_SHARE < share < 1 - MARGINAL_SHARE),
+                    )
+                )
+        columns = [
+            "scale",
+            "asset",
+            "node",
+            "type",
+            "gpus",
+            "gpus_used",
+            "compute_price_usd_per_gpu_hour",
+            "marginal",
+        ]
+        return pd.DataFrame(rows, columns=columns)
+
+    def to_dict(self) -> dict:
+        merit = self.merit_order()
+        points = []
+        for scale, result in zip(self.scales, self.results, strict=True):
+            marginal = merit[(merit["scale"] == scale) & merit["marginal"]]
+            lmp = result.prices["lmp_usd_per_mtok"]
+            points.append(
+                {
+                    "scale": scale,
+                    "status": result.status,
+                    "total_cost_usd_per_h": result.total_cost_usd_per_h,
+                    "mean_lmp_usd_per_mtok": float(lmp.mean())
+                    if lmp.notna().any()
+                    else None,
+                    "marginal_assets": list(marginal["asset"]),
+                }
+            )
+        return _plain_tree(
+            {
+                "experiment": "scale-up",
+                "scenario": self.scenario,
+                "infeasible_above_scale": self.infeasible_above_scale,
+                "copper_plate_scale": self.copper_plate_scale,
+                "points": points,
+            }
+        )
+
+
+MARGINAL_SHARE = 1e-6
+BISECTION_TOL = 1e-6
+
+
+def feasible_at(scenario: Scenario, scale: float) -> bool:
+    """Whether the hard demand, scaled, can be served."""
+    return clear(with_overrides(scenario, demand_scale=scale)).status == "optimal"
+
+
+def infeasibility_threshold(scenario: Scenario, high: float = 2.0) -> float | None:
+    """The largest feasible demand scale, by bisection to `BISECTION_TOL`.
+
+    None when the market is infeasible at any positive scale; the search
+    doubles `high` (up to 1e6) until the market is infeasible there.
+    """
+    if not feasible_at(scenario, BISECTION_TOL):
+        return None
+    low = BISECTION_TOL
+    while feasible_at(scenario, high):
+        low, high = high, high * 2
+        if high > 1e6:
+            return math.inf
+    while high - low > BISECTION_TOL * max(1.0, low):
+        middle = (low + high) / 2
+        low, high = (middle, high) if feasible_at(scenario, middle) else (low, middle)
+    return low
+
+
+def copper_plate(scenario: Scenario) -> Scenario:
+    """The same assets and demand at one node: no network, no latency limit.
+
+    Its infeasibility threshold is what aggregate capacity alone allows; the
+    gap to the real network's threshold is due to links and latency limits.
+    """
+    import dataclasses
+
+    node = next(iter(scenario.nodes.values()))
+    hub = dataclasses.replace(node, id="ALL", name="all regions")
+    demand: dict[str, Demand] = {}
+    for d in scenario.demand:
+        previous = demand.get(d.workload)
+        total = d.tokens_per_s + (previous.tokens_per_s if previous else 0.0)
+        bids = (previous.bids if previous else ()) + d.bids
+        demand[d.workload] = Demand("ALL", d.workload, total, bids)
+    assets = tuple(
+        dataclasses.replace(a, node="ALL", id=f"{a.id}") for a in scenario.assets
+    )
+    return dataclasses.replace(
+        scenario,
+        nodes={"ALL": hub},
+        assets=assets,
+        links=(),
+        demand=tuple(demand.values()),
+    )
+
+
+def scale_up(
+    scenario: Scenario, scales: list[float], *, progress: bool = False
+) -> ScaleUp:
+    """Clear at each demand scale and find the exact infeasibility threshold."""
+    from tqdm import tqdm
+
+    results = [
+        clear(with_overrides(scenario, demand_scale=scale))
+        for scale in tqdm(scales, desc="scale-up", disable=not progress)
+    ]
+    return ScaleUp(
+        scenario.name,
+        list(scales),
+        results,
+        infeasibility_threshold(scenario),
+        infeasibility_threshold(copper_plate(scenario)),
+    )

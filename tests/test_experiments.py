@@ -119,3 +119,86 @@ def test_cli_rejects_bad_sweep_arguments(capsys):
     assert main([*args, "chat", "--limits", "-5"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 3 and "Traceback" not in err
+
+
+def _max_flow_threshold(data: dict, bits: float) -> float:
+    """Largest demand scale that a max-flow (networkx) can serve: the oracle."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for link in data["links"]:
+        capacity = link["capacity_gbps"] * 1e9 / bits  # tokens/s
+        graph.add_edge(link["a"], link["b"], capacity=capacity)
+        graph.add_edge(link["b"], link["a"], capacity=capacity)
+    thr = data["asset_types"]["g"]["tokens_per_s_per_gpu"]["chat"]
+    for asset in data["assets"]:
+        graph.add_edge(asset["node"], "sink", capacity=asset["gpus"] * thr)
+    total = sum(d["tokens_per_s"] for d in data["demand"])
+
+    def serves(scale: float) -> bool:
+        g = graph.copy()
+        for d in data["demand"]:
+            g.add_edge("source", d["node"], capacity=scale * d["tokens_per_s"])
+        return nx.maximum_flow_value(g, "source", "sink") >= scale * total * (1 - 1e-12)
+
+    low, high = 0.0, 100.0
+    while high - low > 1e-9:
+        middle = (low + high) / 2
+        low, high = (middle, high) if serves(middle) else (low, middle)
+    return low
+
+
+def test_infeasibility_threshold_matches_max_flow():
+    from scenarios import scenario_from_dict
+    from sim.experiments import copper_plate, infeasibility_threshold
+
+    # Four nodes, five links, one workload; demand at A and B, compute at C
+    # and D. max_routes 10 covers every simple path, so the LP may route as
+    # freely as a max-flow.
+    nodes = {n: {"name": n, "lat": 0, "lon": 0, "utc_offset_h": 0} for n in "ABCD"}
+    link = [
+        ("A", "B", 0.4),
+        ("A", "C", 0.3),
+        ("B", "D", 0.2),
+        ("C", "D", 0.5),
+        ("A", "D", 0.1),
+    ]
+    data = {
+        "name": "flow",
+        "bandwidth_model": "transfer",
+        "token_equivalent_bits": 100,
+        "max_routes": 10,
+        "nodes": nodes,
+        "asset_types": {"g": {"tokens_per_s_per_gpu": {"chat": 1000}}},
+        "assets": [
+            {
+                "node": "C",
+                "type": "g",
+                "gpus": 5000,
+                "cost_usd_per_gpu_hour": 1.0,
+                "owner": "c",
+            },
+            {
+                "node": "D",
+                "type": "g",
+                "gpus": 3000,
+                "cost_usd_per_gpu_hour": 2.0,
+                "owner": "d",
+            },
+        ],
+        "links": [
+            {"a": a, "b": b, "capacity_gbps": c, "latency_ms": 5} for a, b, c in link
+        ],
+        "workloads": {"chat": {"latency_limit_ms": 100, "bits_per_token": 100}},
+        "demand": [
+            {"node": "A", "workload": "chat", "tokens_per_s": 2e6},
+            {"node": "B", "workload": "chat", "tokens_per_s": 1e6},
+        ],
+    }
+    scenario = scenario_from_dict(data)
+    expected = _max_flow_threshold(data, bits=100)
+    assert infeasibility_threshold(scenario) == pytest.approx(expected, rel=1e-5)
+    # Without the network only the 8000 GPUs bind: 8e6 / 3e6 tokens/s.
+    plate = infeasibility_threshold(copper_plate(scenario))
+    assert plate == pytest.approx(8e6 / 3e6, rel=1e-5)
+    assert expected < plate

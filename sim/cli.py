@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     e = exp.add_parser("transfer-vs-token", help="both bandwidth models side by side")
     _scenario_args(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    _out_args(e)
     e.set_defaults(handler=_cmd_transfer_vs_token)
     e = exp.add_parser("latency-sweep", help="tighten one workload's latency limit")
     _scenario_args(e)
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         "--limits", default="100,75,50,30,20,15", help="comma-separated limits in ms"
     )
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    _out_args(e)
     e.set_defaults(handler=_cmd_latency_sweep)
 
     e = exp.add_parser("scale-up", help="scale all demand to beyond capacity")
@@ -95,7 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--to", dest="stop", type=float, default=1.3)
     e.add_argument("--points", type=int, default=25)
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    _out_args(e)
     e.set_defaults(handler=_cmd_scale_up)
+    e = exp.add_parser("all", help="all three experiments and report.md")
+    e.add_argument("--out", required=True, help="folder for JSON, figures, report")
+    e.add_argument("--overwrite", action="store_true", help="replace those files")
+    e.set_defaults(handler=_cmd_all)
 
     p = sub.add_parser("bench", help="time clearings and simulated hours")
     p.add_argument("scenario", nargs="?", default="us5")
@@ -103,6 +110,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=int, default=168, help="simulated hours to time")
     p.set_defaults(handler=_cmd_bench)
     return parser
+
+
+def _out_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="also write JSON and figures into this folder")
+    p.add_argument("--overwrite", action="store_true", help="replace those files")
 
 
 def _scenario_args(p: argparse.ArgumentParser) -> None:
@@ -168,7 +180,13 @@ def _cmd_simulate(args) -> int:
 def _cmd_transfer_vs_token(args) -> int:
     from sim.experiments import transfer_vs_token
 
-    report = transfer_vs_token(_load(args)).to_dict()
+    scenario = _load(args)
+    if args.out:
+        from sim.study import StudyWriter, save_transfer_vs_token
+
+        report = save_transfer_vs_token(StudyWriter(args.out, args.overwrite), scenario)
+    else:
+        report = transfer_vs_token(scenario).to_dict()
     print(json.dumps(report, indent=2) if args.json else _format_tvt(report))
     return 0
 
@@ -205,7 +223,13 @@ def _cmd_latency_sweep(args) -> int:
     if args.workload not in scenario.workloads:
         known = ", ".join(scenario.workloads)
         raise UsageError(f"--workload: unknown workload {args.workload!r} ({known})")
-    report = latency_sweep(scenario, args.workload, limits).to_dict()
+    if args.out:
+        from sim.study import StudyWriter, save_latency_sweep
+
+        writer = StudyWriter(args.out, args.overwrite)
+        report = save_latency_sweep(writer, scenario, args.workload, limits)
+    else:
+        report = latency_sweep(scenario, args.workload, limits).to_dict()
     print(json.dumps(report, indent=2) if args.json else _format_sweep(report))
     return 0
 
@@ -245,7 +269,13 @@ def _cmd_scale_up(args) -> int:
     if args.points < 2 or not 0 <= args.start < args.stop:
         raise UsageError("--from, --to, --points: need 0 <= from < to and points >= 2")
     scales = [float(x) for x in np.linspace(args.start, args.stop, args.points)]
-    report = scale_up(_load(args), scales, progress=not args.json).to_dict()
+    scenario = _load(args)
+    if args.out:
+        from sim.study import StudyWriter, save_scale_up
+
+        report = save_scale_up(StudyWriter(args.out, args.overwrite), scenario, scales)
+    else:
+        report = scale_up(scenario, scales, progress=not args.json).to_dict()
     print(json.dumps(report, indent=2) if args.json else _format_scale_up(report))
     return 0
 
@@ -276,6 +306,14 @@ def _format_scale_up(r: dict) -> str:
         )
     )
     return "\n".join(lines)
+
+
+def _cmd_all(args) -> int:
+    from sim.study import run_all
+
+    path = run_all(args.out, args.overwrite)
+    print(f"report written to {path}")
+    return 0
 
 
 def _cmd_bench(args) -> int:

@@ -202,3 +202,23 @@ def test_infeasibility_threshold_matches_max_flow():
     plate = infeasibility_threshold(copper_plate(scenario))
     assert plate == pytest.approx(8e6 / 3e6, rel=1e-5)
     assert expected < plate
+
+
+def test_experiment_all_writes_report_and_figures_and_never_clobbers(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert main(["experiment", "all", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "report.md",
+        "transfer-vs-token.png",
+        "latency-sweep.png",
+        "scale-up-cost.png",
+        "scale-up-merit-order.png",
+        "scale-up.json",
+    } <= names
+    report = (out / "report.md").read_text()
+    assert "| finding | source study | tokenflow |" in report
+    before = (out / "report.md").stat().st_mtime_ns
+    assert main(["experiment", "all", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "report.md").stat().st_mtime_ns == before

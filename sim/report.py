@@ -26,7 +26,7 @@ def study_report(tvt: dict, sweep: dict, scale: dict) -> str:
     marginal = []
     for point in scale["points"]:
         for asset in point["marginal_assets"]:
-            if not marginal or marginal[-1] != asset:
+            if asset not in marginal:
                 marginal.append(asset)
     binds = (
         threshold is not None and plate is not None and threshold < plate * (1 - 1e-6)

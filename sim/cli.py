@@ -180,6 +180,8 @@ def _cmd_simulate(args) -> int:
 def _cmd_transfer_vs_token(args) -> int:
     from sim.experiments import transfer_vs_token
 
+    if args.bandwidth_model:
+        raise UsageError("--bandwidth-model: transfer-vs-token always runs both")
     scenario = _load(args)
     if args.out:
         from sim.study import StudyWriter, save_transfer_vs_token
@@ -187,7 +189,11 @@ def _cmd_transfer_vs_token(args) -> int:
         report = save_transfer_vs_token(StudyWriter(args.out, args.overwrite), scenario)
     else:
         report = transfer_vs_token(scenario).to_dict()
-    print(json.dumps(report, indent=2) if args.json else _format_tvt(report))
+    print(
+        json.dumps(report, indent=2, allow_nan=False)
+        if args.json
+        else _format_tvt(report)
+    )
     return 0
 
 
@@ -217,7 +223,7 @@ def _cmd_latency_sweep(args) -> int:
         limits = [float(x) for x in args.limits.split(",") if x.strip()]
     except ValueError as err:
         raise UsageError(f"--limits: expected numbers like 100,50,15: {err}") from err
-    if not limits or min(limits) < 0:
+    if not limits or min(limits) < 0 or not all(map(math.isfinite, limits)):
         raise UsageError(f"--limits: expected limits >= 0 ms, got {args.limits!r}")
     scenario = _load(args)
     if args.workload not in scenario.workloads:
@@ -230,7 +236,11 @@ def _cmd_latency_sweep(args) -> int:
         report = save_latency_sweep(writer, scenario, args.workload, limits)
     else:
         report = latency_sweep(scenario, args.workload, limits).to_dict()
-    print(json.dumps(report, indent=2) if args.json else _format_sweep(report))
+    print(
+        json.dumps(report, indent=2, allow_nan=False)
+        if args.json
+        else _format_sweep(report)
+    )
     return 0
 
 
@@ -266,17 +276,26 @@ def _cmd_scale_up(args) -> int:
 
     from sim.experiments import scale_up
 
-    if args.points < 2 or not 0 <= args.start < args.stop:
+    if (
+        args.points < 2
+        or not math.isfinite(args.stop)
+        or not 0 <= args.start < args.stop
+    ):
         raise UsageError("--from, --to, --points: need 0 <= from < to and points >= 2")
     scales = [float(x) for x in np.linspace(args.start, args.stop, args.points)]
     scenario = _load(args)
     if args.out:
         from sim.study import StudyWriter, save_scale_up
 
-        report = save_scale_up(StudyWriter(args.out, args.overwrite), scenario, scales)
+        writer = StudyWriter(args.out, args.overwrite)
+        report = save_scale_up(writer, scenario, scales, progress=not args.json)
     else:
         report = scale_up(scenario, scales, progress=not args.json).to_dict()
-    print(json.dumps(report, indent=2) if args.json else _format_scale_up(report))
+    print(
+        json.dumps(report, indent=2, allow_nan=False)
+        if args.json
+        else _format_scale_up(report)
+    )
     return 0
 
 
@@ -293,8 +312,11 @@ def _format_scale_up(r: dict) -> str:
     ]
     threshold, plate = r["infeasible_above_scale"], r["copper_plate_scale"]
     lines = [f"scale-up of {r['scenario']}", _table(pd.DataFrame(rows), True), ""]
-    if threshold is None or plate is None or math.isinf(threshold):
-        lines.append(f"infeasibility threshold: {threshold} (copper plate: {plate})")
+    if threshold is None or plate is None:
+        lines.append(
+            "the market never becomes infeasible (demand is shed or elastic): "
+            f"threshold {threshold}, copper plate {plate}"
+        )
         return "\n".join(lines)
     lines.append(f"infeasible above demand scale {threshold:.6f} (bisection to 1e-6)")
     lines.append(

@@ -29,9 +29,13 @@ def _lmps(result: ClearingResult) -> pd.Series:
 
 
 def _pct(new: float, old: float) -> float:
+    """Change in percent of |old|, so a rise is positive even from below zero.
+
+    NaN where there is no base to compare with (missing or zero).
+    """
     if old is None or new is None or not math.isfinite(old) or old == 0:
         return math.nan
-    return 100.0 * (new - old) / old
+    return 100.0 * (new - old) / abs(old)
 
 
 @dataclass
@@ -55,7 +59,7 @@ class TransferVsToken:
             }
         )
         old, new = frame["token_lmp_usd_per_mtok"], frame["transfer_lmp_usd_per_mtok"]
-        frame["change_pct"] = 100.0 * (new - old) / old
+        frame["change_pct"] = 100.0 * (new - old) / old.abs().where(old != 0)
         # Changes below 1e-3 % are tie-break noise, not price moves.
         frame = frame[frame["change_pct"].abs() > MIN_MOVE_PCT]
         frame = frame.reindex(
@@ -125,7 +129,9 @@ class LatencySweep:
             change = _pct(row.lmp_usd_per_mtok, base.loc[row.node, "lmp_usd_per_mtok"])
             if not math.isfinite(change) or change <= MIN_MOVE_PCT:
                 continue
-            if best is None or change > best["change_pct"]:
+            # Rounded so that tie-break noise does not pick a tighter limit
+            # for the same rise.
+            if best is None or round(change, 4) > round(best["change_pct"], 4):
                 best = {
                     "node": row.node,
                     "limit_ms": row.limit_ms,
@@ -164,11 +170,12 @@ def latency_sweep(
     scenario: Scenario, workload: str, limits_ms: list[float]
 ) -> LatencySweep:
     """Clear the scenario at each latency limit of one workload."""
+    limits_ms = list(dict.fromkeys(float(x) for x in limits_ms))
     results = [
         clear(with_overrides(scenario, latency_limits_ms={workload: limit}))
         for limit in limits_ms
     ]
-    return LatencySweep(scenario.name, workload, list(limits_ms), results)
+    return LatencySweep(scenario.name, workload, limits_ms, results)
 
 
 def _records(frame: pd.DataFrame) -> list[dict]:
@@ -183,14 +190,15 @@ def _plain_tree(value):
         return [_plain_tree(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, str):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
 @dataclass
 class ScaleUp:
-    """Demand scaled uniformly, from slack to beyond what can be served."""
+    """Demand scaled uniformly over the given scales, with the exact scale at
+    which the market becomes infeasible."""
 
     scenario: str
     scales: list[float]
@@ -275,11 +283,12 @@ def feasible_at(scenario: Scenario, scale: float) -> bool:
 def infeasibility_threshold(scenario: Scenario, high: float = 2.0) -> float | None:
     """The largest feasible demand scale, by bisection to `BISECTION_TOL`.
 
-    None when the market is infeasible at any positive scale; the search
-    doubles `high` (up to 1e6) until the market is infeasible there.
+    0 when the market is infeasible at any positive scale; infinity (null in
+    JSON) when it never becomes infeasible, as with shedding or bids only. The
+    search doubles `high` (up to 1e6) until the market is infeasible there.
     """
     if not feasible_at(scenario, BISECTION_TOL):
-        return None
+        return 0.0
     low = BISECTION_TOL
     while feasible_at(scenario, high):
         low, high = high, high * 2
@@ -325,6 +334,7 @@ def scale_up(
     """Clear at each demand scale and find the exact infeasibility threshold."""
     from tqdm import tqdm
 
+    scales = [round(float(x), 9) for x in scales]
     results = [
         clear(with_overrides(scenario, demand_scale=scale))
         for scale in tqdm(scales, desc="scale-up", disable=not progress)

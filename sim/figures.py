@@ -26,10 +26,14 @@ def mix_throughput(scenario: Scenario, asset) -> float:
     The mix is the share of each workload in total demand; a GPU serving it
     spends 1/throughput seconds per token of each workload in proportion.
     """
-    total = sum(d.tokens_per_s for d in scenario.demand)
+    amount = {k: 0.0 for k in scenario.workloads}
+    for d in scenario.demand:
+        amount[d.workload] += d.tokens_per_s + sum(b.tokens_per_s for b in d.bids)
+    total = sum(amount.values())
+    if total <= 0:  # no demand: weigh workloads equally
+        amount, total = dict.fromkeys(amount, 1.0), float(len(amount))
     seconds = sum(
-        d.tokens_per_s / total / scenario.throughput(asset, d.workload)
-        for d in scenario.demand
+        tokens / total / scenario.throughput(asset, k) for k, tokens in amount.items()
     )
     return 1.0 / seconds
 
@@ -64,7 +68,13 @@ def merit_order(scenario: Scenario, scales=(), marginal=(), ax=None):
             linewidth=0.5,
         )
         left += width
-    total = sum(d.tokens_per_s for d in scenario.demand) / 1e6
+    total = (
+        sum(
+            d.tokens_per_s + sum(b.tokens_per_s for b in d.bids)
+            for d in scenario.demand
+        )
+        / 1e6
+    )
     for scale in scales:
         ax.axvline(scale * total, color="black", linestyle="--", linewidth=1)
         ax.annotate(
@@ -119,9 +129,10 @@ def latency_sweep_prices(report: dict, ax=None):
         values.sort()
         ax.plot(*zip(*values, strict=True), marker="o", label=node)
     ax.invert_xaxis()
-    # From zero and without an offset, so that tie-break noise of 1e-9 does
-    # not look like a price move.
-    ax.set_ylim(bottom=0, top=ax.get_ylim()[1] * 1.15)
+    # From zero (or below, for negative prices) and without an offset, so that
+    # tie-break noise of 1e-9 does not look like a price move.
+    low, high = ax.get_ylim()
+    ax.set_ylim(bottom=min(0.0, low), top=high + 0.15 * abs(high))
     ax.ticklabel_format(axis="y", useOffset=False)
     ax.set_xlabel(f"latency limit of {report['workload']} (ms, one way)")
     ax.set_ylabel(f"LMP of {report['workload']} (USD per million tokens)")
@@ -146,8 +157,10 @@ def transfer_vs_token_prices(report: dict, result_token, result_transfer, ax=Non
         label="transfer model",
     )
     ax.set_xticks(x, token.index)
-    top = np.nanmax([token.max(), transfer.max()])
-    ax.set_ylim(0, top * 1.3)  # room for the legend above the bars
+    values = np.concatenate([token.to_numpy(), transfer.to_numpy()])
+    values = values[np.isfinite(values)]
+    if len(values):  # room for the legend above the bars
+        ax.set_ylim(min(0.0, values.min()), max(0.0, values.max()) * 1.3 + 1e-12)
     ax.set_xlabel("node")
     ax.set_ylabel("mean LMP over workloads (USD per million tokens)")
     ax.set_title(f"{report['scenario']}: token vs transfer bandwidth model")

@@ -11,6 +11,12 @@ def _links(names: list[str]) -> str:
     return ", ".join(names) if names else "none"
 
 
+def _threshold(threshold, plate) -> str:
+    if threshold is None or plate is None:
+        return "never infeasible (demand is shed or elastic)"
+    return f"infeasible above x{threshold:.6f} (aggregate capacity alone: x{plate:.6f})"
+
+
 def study_report(tvt: dict, sweep: dict, scale: dict) -> str:
     """Markdown comparing the study's three findings with these runs."""
     rise = sweep["largest_rise"]
@@ -51,8 +57,7 @@ def study_report(tvt: dict, sweep: dict, scale: dict) -> str:
         f"+117% | {rise_text} |",
         f"| demand scale-up ({scale['scenario']}) | merit-order dispatch; "
         "infeasible once demand exceeds aggregate capacity | marginal assets in "
-        f"order: {', '.join(marginal) or 'none'}; infeasible above x"
-        f"{threshold:.6f} (aggregate capacity alone: x{plate:.6f}) |",
+        f"order: {', '.join(marginal) or 'none'}; {_threshold(threshold, plate)} |",
         "",
         "## Transfer-aware vs token-equivalent",
         "",

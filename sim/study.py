@@ -20,6 +20,15 @@ from sim.output import OutputError
 logger = logging.getLogger(__name__)
 
 SWEEP_LIMITS_MS = [100, 75, 50, 30, 20, 15]
+ALL_FILES = (
+    "transfer-vs-token.json",
+    "transfer-vs-token.png",
+    "latency-sweep.json",
+    "latency-sweep.png",
+    "scale-up.json",
+    "scale-up-cost.png",
+    "scale-up-merit-order.png",
+)
 SCALES = [round(0.1 + 0.05 * i, 4) for i in range(25)]
 
 
@@ -29,11 +38,17 @@ class StudyWriter:
     def __init__(self, out_dir: str | Path, overwrite: bool = False):
         self.out = Path(out_dir)
         self.overwrite = overwrite
+        if self.out.is_symlink():
+            raise OutputError(self.out, "is a symbolic link; name the folder itself")
         if self.out.exists() and not self.out.is_dir():
             raise OutputError(self.out, "is a file, not a folder")
 
     def _target(self, name: str) -> Path:
         path = self.out / name
+        if path.is_symlink():
+            raise OutputError(path, "is a symbolic link; it is not followed")
+        if path.exists() and not path.is_file():
+            raise OutputError(path, "is not a file; it is not replaced")
         if path.exists() and not self.overwrite:
             raise OutputError(path, "exists; pass --overwrite to replace it")
         return path
@@ -83,10 +98,12 @@ def save_latency_sweep(
     return report
 
 
-def save_scale_up(writer: StudyWriter, scenario: Scenario, scales) -> dict:
+def save_scale_up(
+    writer: StudyWriter, scenario: Scenario, scales, progress: bool = True
+) -> dict:
     names = ("scale-up.json", "scale-up-cost.png", "scale-up-merit-order.png")
     writer.check(*names)
-    report = scale_up(scenario, scales, progress=True).to_dict()
+    report = scale_up(scenario, scales, progress=progress).to_dict()
     writer.json(names[0], report)
     writer.figure(names[1], figures.scale_up_costs(report))
     base = min(report["points"], key=lambda p: abs(p["scale"] - 1.0))
@@ -102,7 +119,7 @@ def run_all(out_dir: str | Path, overwrite: bool = False) -> Path:
     from sim.report import study_report
 
     writer = StudyWriter(out_dir, overwrite)
-    writer.check("report.md")
+    writer.check("report.md", *ALL_FILES)
     us5 = load_scenario("us5")
     big = load_scenario("us20") if "us20" in _bundled() else us5
     tvt = save_transfer_vs_token(writer, us5)

@@ -222,3 +222,30 @@ def test_experiment_all_writes_report_and_figures_and_never_clobbers(tmp_path, c
     assert main(["experiment", "all", "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "report.md").stat().st_mtime_ns == before
+
+
+def test_never_infeasible_market_gives_null_threshold_in_valid_json(tmp_path, capsys):
+    from importlib import resources
+
+    bundled = resources.files("scenarios.data") / "two-node.yaml"
+    path = tmp_path / "shed.yaml"
+    path.write_text(bundled.read_text() + "shed_penalty_usd_per_mtok: 50\n")
+    args = ["experiment", "scale-up", str(path), "--points", "3", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)  # strict: no Infinity
+    assert report["infeasible_above_scale"] is None
+
+
+def test_duplicate_sweep_limits_are_cleared_once(us5):
+    sweep = latency_sweep(us5, "chat", [100, 100, 50])
+    assert sweep.limits_ms == [100.0, 50.0]
+    assert len(sweep.prices()) == 2 * len(us5.nodes)
+
+
+def test_experiment_all_checks_every_file_before_writing(tmp_path, capsys):
+    out = tmp_path / "P"
+    out.mkdir()
+    (out / "latency-sweep.json").write_text("KEEP")
+    assert main(["experiment", "all", "--out", str(out)]) == 2
+    assert [p.name for p in out.iterdir()] == ["latency-sweep.json"]
+    assert (out / "latency-sweep.json").read_text() == "KEEP"

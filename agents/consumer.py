@@ -7,8 +7,8 @@ import math
 
 import mesa
 
+from agents import profiles
 from scenarios.schema import Demand
-from sim import profiles
 
 
 class ConsumerAgent(mesa.Agent):

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import mesa
 
+from agents.strategies import Strategy, Truthful
 from scenarios.schema import Asset, OfferBlock
 
 
 class ProviderAgent(mesa.Agent):
-    """A provider that offers every GPU it owns at its true cost.
+    """A provider that offers the GPUs it owns following a bidding strategy.
 
     Revenue, true cost and profit of the latest step are kept as attributes so
     that the DataCollector's agent-type reporters can read them.
     """
 
-    strategy = "truthful"
-
-    def __init__(self, model: mesa.Model, owner: str, assets: list[Asset]):
+    def __init__(
+        self,
+        model: mesa.Model,
+        owner: str,
+        assets: list[Asset],
+        strategy: Strategy | None = None,
+    ):
         super().__init__(model)
         self.owner = owner
         self.assets = assets
+        self.strategy = strategy or Truthful()
         self.revenue_usd = 0.0
         self.cost_usd = 0.0
 
@@ -28,8 +34,8 @@ class ProviderAgent(mesa.Agent):
         return self.revenue_usd - self.cost_usd
 
     def submit_offers(self) -> dict[str, tuple[OfferBlock, ...]]:
-        """One block per asset: all GPUs at true cost."""
-        return {asset.id: asset.cost_offer() for asset in self.assets}
+        """This step's offers for every asset the provider owns."""
+        return self.strategy.offers(self.assets)
 
     def book(self, revenue_usd: float, cost_usd: float) -> None:
         """Record this step's settlement."""

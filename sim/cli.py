@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from agents.strategies import StrategyError, parse_strategy
 from markets import ClearingError, ClearingResult, clear
 from scenarios import ScenarioError, load_scenario
 from sim import cli_experiments as experiments_cli
@@ -67,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
         help="replace an existing --out folder that holds a previous run",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--strategy",
+        default="truthful",
+        metavar="NAME[:PARAM=VALUE,...]",
+        help="bidding strategy of every provider: truthful, markup:markup=0.3, "
+        "withholding:share=0.8",
+    )
     p.set_defaults(handler=_cmd_simulate)
 
     p = sub.add_parser("experiment", help="run one of the source study's experiments")
@@ -144,8 +152,16 @@ def _cmd_simulate(args) -> int:
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     check_out_dir(args.out, args.overwrite)
+    try:
+        strategy = parse_strategy(args.strategy)
+    except StrategyError as err:
+        raise UsageError(str(err)) from None
     model = simulate(
-        scenario, args.hours, seed=args.seed, progress=not args.no_progress
+        scenario,
+        args.hours,
+        seed=args.seed,
+        progress=not args.no_progress,
+        strategy=strategy,
     )
     summary = save_run(model, args.out, overwrite=args.overwrite)
     print(json.dumps(json_safe(summary), indent=2))

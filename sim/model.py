@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections import defaultdict
@@ -10,6 +11,7 @@ import mesa
 import numpy as np
 
 from agents import ConsumerAgent, OperatorAgent, ProviderAgent
+from agents.strategies import Strategy
 from markets import ClearingResult
 from markets.result import SATURATED
 from scenarios.schema import Scenario
@@ -68,6 +70,7 @@ class TokenFlowModel(mesa.Model):
         step_hours: float = 1.0,
         noise_sigma: float = 0.05,
         warm_start: bool = True,
+        strategy: Strategy | None = None,
     ):
         super().__init__(seed=seed)
         self.scenario = scenario
@@ -76,6 +79,7 @@ class TokenFlowModel(mesa.Model):
         self.step_hours = step_hours
         self.noise_sigma = noise_sigma
         self.last_result: ClearingResult | None = None
+        self.strategy = strategy
 
         self._create_agents(warm_start)
         self.datacollector = mesa.DataCollector(
@@ -108,7 +112,10 @@ class TokenFlowModel(mesa.Model):
         for asset in self.scenario.assets:
             by_owner[asset.owner].append(asset)
         for owner in sorted(by_owner):
-            ProviderAgent(self, owner, by_owner[owner])
+            # Each provider gets its own copy, so a learning strategy's state
+            # stays with its provider.
+            strategy = copy.deepcopy(self.strategy)
+            ProviderAgent(self, owner, by_owner[owner], strategy)
 
         self.operator = OperatorAgent(self, warm_start=warm_start)
 

@@ -123,6 +123,8 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
         "consumer_payments_usd": _sum_or_none(steps["consumer_payments_usd"]),
         "provider_revenues_usd": _sum_or_none(steps["provider_revenues_usd"]),
         "transfer_charges_usd": _sum_or_none(steps["transfer_charges_usd"]),
+        "provider_profits_usd": float(tables["providers"]["profit_usd"].sum()),
+        "strategy": model.strategy.describe() if model.strategy else "truthful",
         "congestion_rents_usd": _sum_or_none(steps["congestion_rents_usd"]),
         "mean_lmp_usd_per_mtok": mean_lmp,
         "unserved_token_hours": float(unserved.sum() * model.step_hours),

@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
+from agents.profiles import local_hour, multiplier
 from scenarios import scenario_from_dict
 from sim import run_tables, simulate, summarise
-from sim.profiles import local_hour, multiplier
 
 REL = 1e-6
 

@@ -8,6 +8,7 @@ its constructor's keyword arguments are the parameters.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from scenarios.schema import Asset, OfferBlock
@@ -17,13 +18,14 @@ class StrategyError(ValueError):
     """A strategy name or parameter that cannot be used."""
 
 
-class Strategy:
+class Strategy(ABC):
     """Offers for a provider's assets; stateless unless a subclass learns."""
 
     name = "strategy"
 
+    @abstractmethod
     def offers(self, assets: list[Asset]) -> dict[str, tuple[OfferBlock, ...]]:
-        raise NotImplementedError
+        """Offer blocks per asset id for this step."""
 
     def describe(self) -> str:
         return self.name

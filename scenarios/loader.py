@@ -160,7 +160,8 @@ def scenario_from_dict(data: Any, source: str = "<dict>") -> Scenario:
             top.get("shed_penalty_usd_per_mtok"), "shed_penalty_usd_per_mtok"
         ),
         source=source,
-        extra={k: top[k] for k in ("description", "providers") if k in top},
+        provider_strategies=_providers(v, top),
+        extra={k: top[k] for k in ("description",) if k in top},
     )
     return scenario
 
@@ -365,6 +366,28 @@ def _offers(v: _Validator, raw: Any, path: str, gpus: float) -> tuple[OfferBlock
         f"offer blocks total {total:g} GPUs, more than the asset's {gpus:g}",
     )
     return tuple(blocks)
+
+
+def _providers(v: _Validator, top: dict) -> dict[str, str]:
+    """Strategy text per provider (owner); parsed when the simulation starts."""
+    raw = v.mapping(top.get("providers") or {}, "providers")
+    owners = {
+        str(a.get("owner")) for a in top.get("assets") or [] if isinstance(a, dict)
+    }
+    result = {}
+    for owner, entry in raw.items():
+        path = f"providers.{owner}"
+        v.check(
+            str(owner) in owners,
+            path,
+            f"unknown provider (asset owners: {', '.join(sorted(owners))})",
+        )
+        entry = v.mapping(entry, path)
+        v.no_unknown(entry, {"strategy"}, path)
+        result[str(owner)] = v.text(
+            v.required(entry, "strategy", path), f"{path}.strategy"
+        )
+    return result
 
 
 def _links(v: _Validator, top: dict, nodes: dict) -> tuple[Link, ...]:

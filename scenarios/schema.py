@@ -112,6 +112,7 @@ class Scenario:
     demand: tuple[Demand, ...]
     max_routes: int = DEFAULT_MAX_ROUTES
     shed_penalty_usd_per_mtok: float | None = None
+    provider_strategies: dict[str, str] = field(default_factory=dict)
     source: str = "<dict>"
     extra: dict = field(default_factory=dict, compare=False)
 

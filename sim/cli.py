@@ -70,10 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument(
         "--strategy",
-        default="truthful",
         metavar="NAME[:PARAM=VALUE,...]",
-        help="bidding strategy of every provider: truthful, markup:markup=0.3, "
-        "withholding:share=0.8",
+        help="bidding strategy of every provider, overriding the scenario's "
+        "providers section: truthful, markup:markup=0.3, withholding:share=0.8",
     )
     p.set_defaults(handler=_cmd_simulate)
 
@@ -153,7 +152,7 @@ def _cmd_simulate(args) -> int:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     check_out_dir(args.out, args.overwrite)
     try:
-        strategy = parse_strategy(args.strategy)
+        strategy = parse_strategy(args.strategy) if args.strategy else None
     except StrategyError as err:
         raise UsageError(str(err)) from None
     model = simulate(

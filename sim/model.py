@@ -11,9 +11,10 @@ import mesa
 import numpy as np
 
 from agents import ConsumerAgent, OperatorAgent, ProviderAgent
-from agents.strategies import Strategy
+from agents.strategies import Strategy, StrategyError, parse_strategy
 from markets import ClearingResult
 from markets.result import SATURATED
+from scenarios import ScenarioError
 from scenarios.schema import Scenario
 
 logger = logging.getLogger(__name__)
@@ -112,12 +113,24 @@ class TokenFlowModel(mesa.Model):
         for asset in self.scenario.assets:
             by_owner[asset.owner].append(asset)
         for owner in sorted(by_owner):
-            # Each provider gets its own copy, so a learning strategy's state
-            # stays with its provider.
-            strategy = copy.deepcopy(self.strategy)
-            ProviderAgent(self, owner, by_owner[owner], strategy)
+            ProviderAgent(self, owner, by_owner[owner], self._strategy_of(owner))
 
         self.operator = OperatorAgent(self, warm_start=warm_start)
+
+    def _strategy_of(self, owner: str) -> Strategy:
+        """The run's strategy if one was given, else the scenario's for owner.
+
+        Each provider gets its own copy, so a learning strategy's state stays
+        with its provider.
+        """
+        if self.strategy is not None:
+            return copy.deepcopy(self.strategy)
+        text = self.scenario.provider_strategies.get(owner, "truthful")
+        try:
+            return parse_strategy(text)
+        except StrategyError as err:
+            field = f"providers.{owner}.strategy"
+            raise ScenarioError(self.scenario.source, field, str(err)) from None
 
     @property
     def hour_utc(self) -> float:

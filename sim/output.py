@@ -124,13 +124,25 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
         "provider_revenues_usd": _sum_or_none(steps["provider_revenues_usd"]),
         "transfer_charges_usd": _sum_or_none(steps["transfer_charges_usd"]),
         "provider_profits_usd": float(tables["providers"]["profit_usd"].sum()),
-        "strategy": model.strategy.describe() if model.strategy else "truthful",
+        "strategy": _strategies(model),
         "congestion_rents_usd": _sum_or_none(steps["congestion_rents_usd"]),
         "mean_lmp_usd_per_mtok": mean_lmp,
         "unserved_token_hours": float(unserved.sum() * model.step_hours),
         "infeasible_steps": int((steps["status"] != "optimal").sum()),
         "degenerate_steps": int(steps["degenerate"].sum()),
     }
+
+
+def _strategies(model) -> str:
+    """One strategy for all providers, or each provider's."""
+    from agents import ProviderAgent
+
+    described = {
+        p.owner: p.strategy.describe() for p in model.agents_by_type[ProviderAgent]
+    }
+    if len(set(described.values())) == 1:
+        return next(iter(described.values()))
+    return ", ".join(f"{owner}={text}" for owner, text in sorted(described.items()))
 
 
 def _whole(value: float) -> float | int:

@@ -59,12 +59,13 @@ def _one_node(demand_tokens_per_s: float) -> dict:
 
 
 def _price(strategy, demand=0.9e6) -> tuple[float, dict]:
+    return _run(_one_node(demand), strategy)
+
+
+def _run(data: dict, strategy=None) -> tuple[float, dict]:
+    """One hour without noise: the LMP and each provider's profit."""
     model = simulate(
-        scenario_from_dict(_one_node(demand)),
-        1,
-        seed=1,
-        noise_sigma=0.0,
-        strategy=strategy,
+        scenario_from_dict(data), 1, seed=1, noise_sigma=0.0, strategy=strategy
     )
     tables = run_tables(model)
     lmp = float(tables["prices"]["lmp_usd_per_mtok"].iloc[0])
@@ -139,3 +140,41 @@ def test_cli_strategy_errors_are_one_line(tmp_path, capsys):
     assert not out.exists()
     assert main([*args, "--strategy", "markup:markup=0.5"]) == 0
     assert '"strategy": "markup:markup=0.5"' in capsys.readouterr().out
+
+
+def test_providers_section_sets_each_providers_strategy():
+    # Only p2 (the dear pool) marks up; the cheap pool stays marginal at cost.
+    data = {**_one_node(0.9e6), "providers": {"p2": {"strategy": "markup:markup=1"}}}
+    model = simulate(scenario_from_dict(data), 1, seed=1, noise_sigma=0.0)
+    assert {p.owner: p.strategy for p in model.agents_by_type[_provider_type()]} == {
+        "p1": Truthful(),
+        "p2": Markup(markup=1.0),
+    }
+    tables = run_tables(model)
+    lmp = float(tables["prices"]["lmp_usd_per_mtok"].iloc[0])
+    assert lmp == pytest.approx(usd_per_mtok(2.0, 1000), rel=REL)
+    # Withholding by the cheap pool alone makes the marked-up dear pool marginal:
+    # 500 cheap GPUs offered, the other 400 GPU-hours at 3.0 * 2 = 6.0.
+    data["providers"]["p1"] = {"strategy": "withholding:share=0.5"}
+    lmp, _ = _run(data)
+    assert lmp == pytest.approx(usd_per_mtok(6.0, 1000), rel=REL)
+
+
+def _provider_type():
+    from agents import ProviderAgent
+
+    return ProviderAgent
+
+
+def test_providers_section_errors_name_the_field():
+    from scenarios import ScenarioError
+
+    unknown = {**_one_node(1e5), "providers": {"nobody": {"strategy": "truthful"}}}
+    with pytest.raises(ScenarioError) as err:
+        scenario_from_dict(unknown)
+    assert err.value.field == "providers.nobody"
+    bad = {**_one_node(1e5), "providers": {"p1": {"strategy": "greedy"}}}
+    with pytest.raises(ScenarioError) as err:
+        simulate(scenario_from_dict(bad), 1, seed=1)
+    assert err.value.field == "providers.p1.strategy"
+    assert "greedy" in err.value.reason

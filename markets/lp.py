@@ -212,12 +212,18 @@ class ClearingModel:
                             transfer * units.gb_per_hour_per_mtok_s(bits),
                         )
                     )
-        self.pair_compute_nodes = [set() for _ in self.pairs]
+        # Fixed per shape, read after every solve: which pair each routing
+        # variable serves, its transfer cost, and which asset each block is.
         pair_pos = {pair: p for p, pair in enumerate(self.pairs)}
-        for yi in self.y_index:
-            self.pair_compute_nodes[pair_pos[yi.workload, yi.demand_node]].add(
-                yi.compute_node
-            )
+        self.y_pair = np.array(
+            [pair_pos[yi.workload, yi.demand_node] for yi in self.y_index], dtype=int
+        )
+        self.y_transfer_usd_per_h = np.array(
+            [yi.transfer_usd_per_h for yi in self.y_index], dtype=float
+        )
+        self.pair_compute_nodes = [set() for _ in self.pairs]
+        for p, yi in zip(self.y_pair, self.y_index, strict=True):
+            self.pair_compute_nodes[p].add(yi.compute_node)
         self.price_routes = self._price_routes()
         self.z_index = [
             (k, a) for a in range(len(sc.assets)) for k in self.workload_ids
@@ -227,6 +233,7 @@ class ClearingModel:
             for a, asset in enumerate(sc.assets)
             for o in range(len(offers[asset.id]))
         ]
+        self.u_asset = np.array([a for a, _ in self.u_index], dtype=int)
         self.d_index = [
             (p, b)
             for p, pair in enumerate(self.pairs)
@@ -398,7 +405,7 @@ class ClearingModel:
         """GPUs running per asset (scenario order) in a solution."""
         used = np.zeros(len(self.scenario.assets))
         if len(raw.u):
-            np.add.at(used, [a for a, _ in self.u_index], raw.u)
+            np.add.at(used, self.u_asset, raw.u)
         return used
 
     # -- solve -----------------------------------------------------------------

@@ -75,9 +75,8 @@ class ClearingResult:
     def served_tokens_per_s(self) -> np.ndarray:
         """Served tokens/s per demand pair (model.pairs order)."""
         served = np.zeros(len(self._model.pairs))
-        pair_pos = {pair: p for p, pair in enumerate(self._model.pairs)}
-        rows = [pair_pos[yi.workload, yi.demand_node] for yi in self._model.y_index]
-        np.add.at(served, rows, self._raw.y)
+        if len(self._raw.y):
+            np.add.at(served, self._model.y_pair, self._raw.y)
         return units.mtok_s_to_tokens(served)
 
     @cached_property
@@ -94,8 +93,8 @@ class ClearingResult:
 
     @cached_property
     def transfer_charges_usd_per_h(self) -> float:
-        costs = np.array([yi.transfer_usd_per_h for yi in self._model.y_index])
-        return float(costs @ self._raw.y) if len(costs) else 0.0
+        costs = self._model.y_transfer_usd_per_h
+        return float(costs @ self._raw.y) if len(self._raw.y) else 0.0
 
     @cached_property
     def total_cost_usd_per_h(self) -> float | None:

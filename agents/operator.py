@@ -1,4 +1,4 @@
-"""The operator agent: clears the market every step and settles it."""
+"""The operator agent: clears the market every step, and the competitive benchmark."""
 
 from __future__ import annotations
 
@@ -9,11 +9,19 @@ from scenarios.schema import Demand, OfferBlock
 
 
 class OperatorAgent(mesa.Agent):
-    """Owns the clearing model and the latest result."""
+    """Owns the clearing model and the latest result.
 
-    def __init__(self, model: mesa.Model, warm_start: bool = True):
+    With ``benchmark`` it keeps a second clearing of the same market in which
+    every GPU is offered at its true cost; clearing it with the step's bids
+    gives the competitive prices that market-power measures compare against.
+    """
+
+    def __init__(self, model: mesa.Model, warm_start: bool = True, benchmark=False):
         super().__init__(model)
         self.clearing = Clearing(model.scenario, warm_start=warm_start)
+        self.benchmark = (
+            Clearing(model.scenario, warm_start=warm_start) if benchmark else None
+        )
         self.result: ClearingResult | None = None
 
     def clear(
@@ -23,3 +31,10 @@ class OperatorAgent(mesa.Agent):
         self.clearing.update(demand=demand, offers=offers)
         self.result = self.clearing.solve()
         return self.result
+
+    def clear_competitive(
+        self, demand: list[Demand], truthful: dict[str, tuple[OfferBlock, ...]]
+    ) -> ClearingResult:
+        """Clear the same bids against truthful offers."""
+        self.benchmark.update(demand=demand, offers=truthful)
+        return self.benchmark.solve()

@@ -113,6 +113,25 @@ class ClearingResult:
             cost += units.usd_per_mtok_to_lp(penalty) * float(raw.q.sum())
         return cost
 
+    @cached_property
+    def served_value_usd_per_h(self) -> float:
+        """Stated value of the demand served, in USD per hour.
+
+        Accepted bid blocks count at their values; served hard demand at the
+        scenario's shed penalty (its value of lost load), or at zero when the
+        scenario has none. NaN when infeasible.
+        """
+        if self.status != "optimal":
+            return math.nan
+        model, raw = self._model, self._raw
+        values = [bid.value_usd_per_mtok for bid in _bids_in_order(model)]
+        value = float(np.dot(values, raw.d)) if len(raw.d) else 0.0
+        penalty = model.scenario.shed_penalty_usd_per_mtok
+        if penalty is not None:
+            hard = float(raw.y.sum()) - (float(raw.d.sum()) if len(raw.d) else 0.0)
+            value += penalty * hard
+        return units.usd_per_mtok_to_lp(value)
+
     # -- settlement ----------------------------------------------------------
 
     @cached_property

@@ -7,7 +7,6 @@ Every problem is reported as a `ScenarioError` naming the file, the field path
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Mapping
 from importlib import resources
@@ -16,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from scenarios import behaviour
 from scenarios.schema import (
     BANDWIDTH_MODELS,
     DEFAULT_MAX_ROUTES,
@@ -30,19 +30,10 @@ from scenarios.schema import (
     Scenario,
     Workload,
 )
+from scenarios.validation import ScenarioError, Validator
 
 # Demands beyond this leave GLOP's double-precision arithmetic unreliable.
 MAX_TOKENS_PER_S = 1e15
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be used, with the file, field and reason."""
-
-    def __init__(self, source: str, field: str, reason: str):
-        self.source = source
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{source}: {field}: {reason}")
 
 
 # YAML 1.1 reads 2.5e6 and 1e6 as strings; scenario authors mean numbers.
@@ -88,6 +79,8 @@ _TOP_FIELDS = {
     "demand",
     "description",
     "providers",
+    "electricity",
+    "consumers",
 }
 
 
@@ -132,7 +125,7 @@ def _parse_text(text: str, source: str) -> Scenario:
 
 def scenario_from_dict(data: Any, source: str = "<dict>") -> Scenario:
     """Validate a scenario given as plain data (as read from YAML)."""
-    v = _Validator(source)
+    v = Validator(source)
     top = v.mapping(data, "scenario")
     v.no_unknown(top, _TOP_FIELDS, "")
 
@@ -163,7 +156,11 @@ def scenario_from_dict(data: Any, source: str = "<dict>") -> Scenario:
         provider_strategies=_providers(v, top),
         extra={k: top[k] for k in ("description",) if k in top},
     )
-    return scenario
+    return dataclasses.replace(
+        scenario,
+        electricity=behaviour.electricity(v, top, scenario),
+        consumers=behaviour.consumers(v, top, workloads),
+    )
 
 
 def with_overrides(
@@ -174,7 +171,7 @@ def with_overrides(
     demand_scale: float | None = None,
 ) -> Scenario:
     """A copy of the scenario with command-line style changes applied."""
-    v = _Validator(scenario.source)
+    v = Validator(scenario.source)
     changes: dict[str, Any] = {}
     if bandwidth_model is not None:
         changes["bandwidth_model"] = v.choice(
@@ -220,7 +217,7 @@ def _scaled(demand: Demand, scale: float) -> Demand:
     )
 
 
-def _workloads(v: _Validator, top: dict) -> dict[str, Workload]:
+def _workloads(v: Validator, top: dict) -> dict[str, Workload]:
     raw = v.mapping(v.required(top, "workloads", ""), "workloads", nonempty=True)
     result = {}
     for wid, entry in raw.items():
@@ -246,7 +243,7 @@ def _workloads(v: _Validator, top: dict) -> dict[str, Workload]:
     return result
 
 
-def _nodes(v: _Validator, top: dict) -> dict[str, Node]:
+def _nodes(v: Validator, top: dict) -> dict[str, Node]:
     raw = v.mapping(v.required(top, "nodes", ""), "nodes", nonempty=True)
     result = {}
     for nid, entry in raw.items():
@@ -274,14 +271,14 @@ def _nodes(v: _Validator, top: dict) -> dict[str, Node]:
 
 
 def _asset_types(
-    v: _Validator, top: dict, workloads: dict[str, Workload]
+    v: Validator, top: dict, workloads: dict[str, Workload]
 ) -> dict[str, AssetType]:
     raw = v.mapping(v.required(top, "asset_types", ""), "asset_types", nonempty=True)
     result = {}
     for tid, entry in raw.items():
         path = f"asset_types.{tid}"
         entry = v.mapping(entry, path)
-        v.no_unknown(entry, {"tokens_per_s_per_gpu"}, path)
+        v.no_unknown(entry, {"tokens_per_s_per_gpu", "power_kw_per_gpu"}, path)
         tput_path = f"{path}.tokens_per_s_per_gpu"
         tput = v.mapping(v.required(entry, "tokens_per_s_per_gpu", path), tput_path)
         for wid in tput:
@@ -298,12 +295,15 @@ def _asset_types(
                 wid: v.number(tput[wid], f"{tput_path}.{wid}", positive=True)
                 for wid in workloads
             },
+            power_kw_per_gpu=v.optional_number(
+                entry.get("power_kw_per_gpu"), f"{path}.power_kw_per_gpu"
+            ),
         )
     return result
 
 
 def _assets(
-    v: _Validator, top: dict, nodes: dict, asset_types: dict
+    v: Validator, top: dict, nodes: dict, asset_types: dict
 ) -> tuple[Asset, ...]:
     raw = v.sequence(v.required(top, "assets", ""), "assets")
     fields = {"id", "node", "type", "gpus", "cost_usd_per_gpu_hour", "owner", "offers"}
@@ -340,7 +340,7 @@ def _assets(
     return tuple(result)
 
 
-def _offers(v: _Validator, raw: Any, path: str, gpus: float) -> tuple[OfferBlock, ...]:
+def _offers(v: Validator, raw: Any, path: str, gpus: float) -> tuple[OfferBlock, ...]:
     if raw is None:
         return ()
     blocks = []
@@ -368,7 +368,7 @@ def _offers(v: _Validator, raw: Any, path: str, gpus: float) -> tuple[OfferBlock
     return tuple(blocks)
 
 
-def _providers(v: _Validator, top: dict) -> dict[str, str]:
+def _providers(v: Validator, top: dict) -> dict[str, str]:
     """Strategy text per provider (owner); parsed when the simulation starts."""
     raw = v.mapping(top.get("providers") or {}, "providers")
     owners = {
@@ -390,7 +390,7 @@ def _providers(v: _Validator, top: dict) -> dict[str, str]:
     return result
 
 
-def _links(v: _Validator, top: dict, nodes: dict) -> tuple[Link, ...]:
+def _links(v: Validator, top: dict, nodes: dict) -> tuple[Link, ...]:
     raw = v.sequence(top.get("links") or [], "links")
     fields = {"id", "a", "b", "capacity_gbps", "latency_ms", "transfer_usd_per_gb"}
     result, seen = [], set()
@@ -434,7 +434,7 @@ def _links(v: _Validator, top: dict, nodes: dict) -> tuple[Link, ...]:
     return tuple(result)
 
 
-def _demand(v: _Validator, top: dict, nodes: dict, workloads: dict) -> tuple:
+def _demand(v: Validator, top: dict, nodes: dict, workloads: dict) -> tuple:
     raw = v.sequence(top.get("demand") or [], "demand")
     result, seen = [], set()
     for i, entry in enumerate(raw):
@@ -466,7 +466,7 @@ def _demand(v: _Validator, top: dict, nodes: dict, workloads: dict) -> tuple:
     return tuple(result)
 
 
-def _bids(v: _Validator, raw: Any, path: str) -> tuple[BidBlock, ...]:
+def _bids(v: Validator, raw: Any, path: str) -> tuple[BidBlock, ...]:
     if raw is None:
         return ()
     blocks = []
@@ -488,99 +488,3 @@ def _bids(v: _Validator, raw: Any, path: str) -> tuple[BidBlock, ...]:
             )
         )
     return tuple(blocks)
-
-
-class _Validator:
-    """Small checks that raise `ScenarioError` with this file's name."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def fail(self, field: str, reason: str):
-        raise ScenarioError(self.source, field or "scenario", reason)
-
-    def check(self, ok: bool, field: str, reason: str) -> None:
-        if not ok:
-            self.fail(field, reason)
-
-    def required(self, entry: dict, key: str, path: str) -> Any:
-        if key not in entry or entry[key] is None:
-            self.fail(f"{path}.{key}" if path else key, "required field is missing")
-        return entry[key]
-
-    def no_unknown(self, entry: dict, allowed: set, path: str) -> None:
-        unknown = sorted(str(k) for k in entry if k not in allowed)
-        if unknown:
-            where = f"{path}.{unknown[0]}" if path else unknown[0]
-            self.fail(where, f"unknown field (allowed: {', '.join(sorted(allowed))})")
-
-    def mapping(self, value: Any, field: str, nonempty: bool = False) -> dict:
-        if not isinstance(value, dict):
-            self.fail(field, f"must be a mapping, got {_kind(value)}")
-        if nonempty and not value:
-            self.fail(field, "must not be empty")
-        return value
-
-    def sequence(self, value: Any, field: str) -> list:
-        if not isinstance(value, list):
-            self.fail(field, f"must be a list, got {_kind(value)}")
-        return value
-
-    def text(self, value: Any, field: str) -> str:
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            self.fail(field, f"must be text, got {_kind(value)}")
-        text = str(value)
-        if not text.strip():
-            self.fail(field, "must not be empty")
-        return text
-
-    def number(
-        self,
-        value: Any,
-        field: str,
-        *,
-        minimum: float | None = None,
-        positive: bool = False,
-    ) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(field, f"must be a number, got {_kind(value)} {value!r}")
-        number = float(value)
-        if not math.isfinite(number):
-            self.fail(field, f"must be finite, got {value!r}")
-        if positive and number <= 0:
-            self.fail(field, f"must be > 0, got {value!r}")
-        if minimum is not None and number < minimum:
-            self.fail(field, f"must be >= {minimum:g}, got {value!r}")
-        return number
-
-    def optional_number(self, value: Any, field: str) -> float | None:
-        return None if value is None else self.number(value, field, minimum=0.0)
-
-    def integer(self, value: Any, field: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            self.fail(field, f"must be a whole number >= 1, got {value!r}")
-        return value
-
-    def choice(self, value: Any, field: str, options: tuple[str, ...]) -> str:
-        if value not in options:
-            self.fail(field, f"must be one of {', '.join(options)}, got {value!r}")
-        return value
-
-    def reference(self, value: Any, field: str, known: dict) -> str:
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            self.fail(field, f"must be an id (text), got {_kind(value)} {value!r}")
-        key = str(value)
-        if key not in known:
-            names = ", ".join(map(str, known))
-            self.fail(field, f"unknown id {value!r} (known: {names})")
-        return key
-
-
-def _kind(value: Any) -> str:
-    return {
-        dict: "a mapping",
-        list: "a list",
-        str: "text",
-        bool: "a boolean",
-        type(None): "nothing",
-    }.get(type(value), type(value).__name__)

@@ -26,6 +26,7 @@ class AssetType:
 
     id: str
     tokens_per_s_per_gpu: dict[str, float]
+    power_kw_per_gpu: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,47 @@ class Demand:
 
 
 @dataclass(frozen=True)
+class ElectricityPrice:
+    """A node's hourly electricity price: an annual mean shaped by day and season.
+
+    The daily shape is a cosine peaking at ``daily_peak_hour_local`` with a
+    relative swing, less an optional midday solar dip (a bell three hours wide
+    around 13:00 local); the shape is scaled so that its daily mean is one.
+    The season is a cosine over the year peaking on ``seasonal_peak_day``.
+    """
+
+    mean_usd_per_kwh: float
+    daily_swing: float = 0.0
+    daily_peak_hour_local: float = 18.0
+    solar_dip: float = 0.0
+    seasonal_swing: float = 0.0
+    seasonal_peak_day: float = 200.0
+
+
+@dataclass(frozen=True)
+class WillingnessBlock:
+    """A share of a demand entry bid at one value (its willingness to pay)."""
+
+    share: float
+    value_usd_per_mtok: float
+
+
+@dataclass(frozen=True)
+class ConsumerBehaviour:
+    """How consumer agents turn the scenario's demand into hourly bids.
+
+    Empty mappings mean: no weekend change, hard demand, nothing deferrable.
+    """
+
+    weekend_factor: dict[str, float] = field(default_factory=dict)
+    growth_per_year: float = 0.0
+    willingness_to_pay: dict[str, tuple[WillingnessBlock, ...]] = field(
+        default_factory=dict
+    )
+    deferrable_window_h: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated market: topology, assets, workloads and demand."""
 
@@ -113,6 +155,8 @@ class Scenario:
     max_routes: int = DEFAULT_MAX_ROUTES
     shed_penalty_usd_per_mtok: float | None = None
     provider_strategies: dict[str, str] = field(default_factory=dict)
+    electricity: dict[str, ElectricityPrice] = field(default_factory=dict)
+    consumers: ConsumerBehaviour = field(default_factory=ConsumerBehaviour)
     source: str = "<dict>"
     extra: dict = field(default_factory=dict, compare=False)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import resource
 import statistics
 import time
+from datetime import timedelta
 
 from markets import Clearing
 from scenarios.schema import Scenario
@@ -24,9 +25,10 @@ def _demand_sequence(scenario: Scenario, hours: int, seed: int) -> list[list]:
 
     sequence = []
     for hour in range(hours):
+        time = model.start + timedelta(hours=hour)
         demand = []
         for consumer in model.agents_by_type[ConsumerAgent]:
-            demand.extend(consumer.submit_bids(hour % 24, model.noise_sigma))
+            demand.extend(consumer.submit_bids(time, 0.0, model.noise_sigma))
         sequence.append(demand)
     return sequence
 

@@ -72,7 +72,26 @@ def _parser() -> argparse.ArgumentParser:
         "--strategy",
         metavar="NAME[:PARAM=VALUE,...]",
         help="bidding strategy of every provider, overriding the scenario's "
-        "providers section: truthful, markup:markup=0.3, withholding:share=0.8",
+        "providers section: truthful, stated, markup:markup=0.3[,blocks=3], "
+        "withholding:share=0.8, roth-erev[:levels=11,max_markup=1,recency=0.1,"
+        "experimentation=0.2,initial=1,blocks=1]",
+    )
+    p.add_argument(
+        "--start",
+        default="2026-01-05T00:00Z",
+        help="UTC start of the first step, ISO 8601 (default 2026-01-05T00:00Z, "
+        "a Monday)",
+    )
+    p.add_argument(
+        "--inelastic",
+        action="store_true",
+        help="consumers bid all demand as hard demand, served at once "
+        "(ignore the scenario's willingness to pay and deferrable work)",
+    )
+    p.add_argument(
+        "--no-benchmark",
+        action="store_true",
+        help="skip the competitive re-clearing with truthful offers",
     )
     p.set_defaults(handler=_cmd_simulate)
 
@@ -142,6 +161,7 @@ def _cmd_clear(args) -> int:
 
 
 def _cmd_simulate(args) -> int:
+    from sim.model import parse_start
     from sim.output import save_run
     from sim.run import simulate
 
@@ -155,12 +175,19 @@ def _cmd_simulate(args) -> int:
         strategy = parse_strategy(args.strategy) if args.strategy else None
     except StrategyError as err:
         raise UsageError(str(err)) from None
+    try:
+        start = parse_start(args.start)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"--start: not an ISO 8601 time: {args.start!r}") from err
     model = simulate(
         scenario,
         args.hours,
         seed=args.seed,
         progress=not args.no_progress,
         strategy=strategy,
+        start=start,
+        elastic=not args.inelastic,
+        benchmark=not args.no_benchmark,
     )
     summary = save_run(model, args.out, overwrite=args.overwrite)
     print(json.dumps(json_safe(summary), indent=2))

@@ -6,60 +6,51 @@ import copy
 import logging
 import math
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
 import mesa
-import numpy as np
+import pandas as pd
 
 from agents import ConsumerAgent, OperatorAgent, ProviderAgent
-from agents.strategies import Strategy, StrategyError, parse_strategy
+from agents.costs import CostModel
+from agents.strategies import (
+    OfferContext,
+    Strategy,
+    StrategyError,
+    Truthful,
+    ladder,
+    parse_strategy,
+)
 from markets import ClearingResult
-from markets.result import SATURATED
 from scenarios import ScenarioError
 from scenarios.schema import Scenario
+from sim.ledger import StepLedger, mean_lmp_usd_per_mtok, settle
+from sim.recording import MODEL_REPORTERS, PROVIDER_REPORTERS, TABLES, record_tables
 
 logger = logging.getLogger(__name__)
 
-PRICE_COLUMNS = [
-    "step",
-    "hour_utc",
-    "workload",
-    "node",
-    "lmp_usd_per_mtok",
-    "demand_tokens_per_s",
-    "served_tokens_per_s",
-]
-LINK_COLUMNS = [
-    "step",
-    "hour_utc",
-    "link",
-    "a",
-    "b",
-    "flow_gbps",
-    "capacity_gbps",
-    "utilisation",
-    "shadow_price_usd_per_gbps_h",
-    "congestion_rent_usd",
-    "saturated",
-]
-ASSET_COLUMNS = [
-    "step",
-    "hour_utc",
-    "asset",
-    "node",
-    "owner",
-    "gpus_used",
-    "compute_price_usd_per_gpu_hour",
-    "revenue_usd",
-    "cost_usd",
-]
-UNSERVED_COLUMNS = ["step", "hour_utc", "workload", "node", "tokens_per_s", "reason"]
+# A Monday in January: weekdays come first and the season starts in winter.
+DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
+SECONDS_PER_YEAR = 365.25 * 86400
+
+
+def parse_start(value: str | datetime) -> datetime:
+    """A start time as an aware UTC datetime; naive times are read as UTC."""
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return stamp.tz_convert("UTC").to_pydatetime()
 
 
 class TokenFlowModel(mesa.Model):
     """An hourly token-flow market on one scenario.
 
-    Each step is ``step_hours`` long (default one hour). Money columns of the
-    recorded tables are in USD per step; prices keep their own units.
+    Each step is ``step_hours`` long (default one hour) and starts at
+    ``start + (step - 1) * step_hours`` (UTC). Consumers are elastic (bid at
+    the scenario's willingness to pay, defer deferrable work) unless
+    ``elastic`` is false. With ``benchmark`` every step is also cleared with
+    truthful offers, for competitive prices and profits. Money in the
+    recorded tables is USD per step; prices keep their own units.
     """
 
     def __init__(
@@ -67,47 +58,43 @@ class TokenFlowModel(mesa.Model):
         scenario: Scenario,
         *,
         seed: int | None = None,
-        start_hour_utc: float = 0.0,
+        start: str | datetime = DEFAULT_START,
         step_hours: float = 1.0,
         noise_sigma: float = 0.05,
         warm_start: bool = True,
         strategy: Strategy | None = None,
+        elastic: bool = True,
+        benchmark: bool = True,
     ):
         super().__init__(seed=seed)
         self.scenario = scenario
         self.seed_value = seed
-        self.start_hour_utc = start_hour_utc
+        self.start = parse_start(start)
         self.step_hours = step_hours
         self.noise_sigma = noise_sigma
-        self.last_result: ClearingResult | None = None
         self.strategy = strategy
+        self.elastic = elastic
+        self.costs = CostModel(scenario)
+        self.true_costs = self.costs.base.copy()
+        self.last_result: ClearingResult | None = None
+        self.ledger: StepLedger | None = None
+        self.mean_lmp_usd_per_mtok = math.nan
+        self.competitive_mean_lmp_usd_per_mtok = math.nan
 
-        self._create_agents(warm_start)
+        self._create_agents(warm_start, benchmark)
         self.datacollector = mesa.DataCollector(
-            model_reporters=_MODEL_REPORTERS,
-            agenttype_reporters={
-                ProviderAgent: {
-                    "provider": "owner",
-                    "revenue_usd": "revenue_usd",
-                    "cost_usd": "cost_usd",
-                    "profit_usd": "profit_usd",
-                }
-            },
-            tables={
-                "prices": PRICE_COLUMNS,
-                "links": LINK_COLUMNS,
-                "assets": ASSET_COLUMNS,
-                "unserved": UNSERVED_COLUMNS,
-            },
+            model_reporters=MODEL_REPORTERS,
+            agenttype_reporters={ProviderAgent: PROVIDER_REPORTERS},
+            tables=TABLES,
         )
 
-    def _create_agents(self, warm_start: bool) -> None:
+    def _create_agents(self, warm_start: bool, benchmark: bool) -> None:
         by_node = defaultdict(list)
         for demand in self.scenario.demand:
             by_node[demand.node].append(demand)
         for node in self.scenario.nodes:
             if by_node[node]:
-                ConsumerAgent(self, node, by_node[node])
+                ConsumerAgent(self, node, by_node[node], elastic=self.elastic)
 
         by_owner = defaultdict(list)
         for asset in self.scenario.assets:
@@ -115,7 +102,13 @@ class TokenFlowModel(mesa.Model):
         for owner in sorted(by_owner):
             ProviderAgent(self, owner, by_owner[owner], self._strategy_of(owner))
 
-        self.operator = OperatorAgent(self, warm_start=warm_start)
+        # With every provider truthful the benchmark is the market itself.
+        self.benchmark = benchmark and not all(
+            isinstance(p.strategy, Truthful) for p in self.agents_by_type[ProviderAgent]
+        )
+        self.operator = OperatorAgent(
+            self, warm_start=warm_start, benchmark=self.benchmark
+        )
 
     def _strategy_of(self, owner: str) -> Strategy:
         """The run's strategy if one was given, else the scenario's for owner.
@@ -132,140 +125,117 @@ class TokenFlowModel(mesa.Model):
             field = f"providers.{owner}.strategy"
             raise ScenarioError(self.scenario.source, field, str(err)) from None
 
+    # -- time ------------------------------------------------------------------
+
+    @property
+    def time_utc(self) -> datetime:
+        """UTC time at the start of the current step."""
+        return self.start + timedelta(hours=(self.steps - 1) * self.step_hours)
+
     @property
     def hour_utc(self) -> float:
         """UTC hour of day at the start of the current step."""
-        return (self.start_hour_utc + (self.steps - 1) * self.step_hours) % 24.0
+        time = self.time_utc
+        return time.hour + time.minute / 60.0 + time.second / 3600.0
+
+    @property
+    def years_elapsed(self) -> float:
+        return (self.time_utc - self.start).total_seconds() / SECONDS_PER_YEAR
+
+    # -- one step ----------------------------------------------------------------
 
     def step(self) -> None:
-        """Bid, offer, clear, settle, record."""
-        demand = []
-        for consumer in self.agents_by_type[ConsumerAgent]:
-            demand.extend(consumer.submit_bids(self.hour_utc, self.noise_sigma))
-        offers = {}
-        for provider in self.agents_by_type[ProviderAgent]:
-            offers.update(provider.submit_offers())
+        """Bid, offer, clear, settle, learn, record."""
+        time = self.time_utc
+        self.true_costs = self.costs.costs(time)
+        demand = self._bids(time)
+        offers = self._offers()
 
         result = self.operator.clear(demand, offers)
+        competitive = self._competitive(demand, result)
         self.last_result = result
-        self._settle(result)
-        self._record(result)
+        self._observe(result)
+        self.ledger = settle(
+            result,
+            self.scenario,
+            self.true_costs,
+            self.step_hours,
+            served_value_usd=self._served_value(),
+        )
+        self._book(competitive)
 
-    def _settle(self, result: ClearingResult) -> None:
-        hours = self.step_hours
-        if result.status != "optimal":
-            # No market outcome: nothing is bought, sold or run this step.
-            for provider in self.agents_by_type[ProviderAgent]:
-                provider.book(0.0, 0.0)
-            return
-        revenue = np.nan_to_num(result.asset_revenue_usd_per_h) * hours
-        cost = result.asset_cost_usd_per_h * hours
-        by_owner = defaultdict(lambda: [0.0, 0.0])
-        for asset, r, c in zip(self.scenario.assets, revenue, cost, strict=True):
-            by_owner[asset.owner][0] += float(r)
-            by_owner[asset.owner][1] += float(c)
-        for provider in self.agents_by_type[ProviderAgent]:
-            provider.book(*by_owner[provider.owner])
-
-    def _record(self, result: ClearingResult) -> None:
+        self.mean_lmp_usd_per_mtok = mean_lmp_usd_per_mtok(result)
+        self.competitive_mean_lmp_usd_per_mtok = (
+            mean_lmp_usd_per_mtok(competitive) if competitive else math.nan
+        )
         self.datacollector.collect(self)
-        step, hour = self.steps, self.hour_utc
-        sc, hours = self.scenario, self.step_hours
-        add = self.datacollector.add_table_row
+        record_tables(self, result, competitive)
 
-        lmp, (demand, served) = result.lmp_grid, result.demand_grid
-        for i, workload in enumerate(sc.workloads):
-            for j, node in enumerate(sc.nodes):
-                add(
-                    "prices",
-                    {
-                        "step": step,
-                        "hour_utc": hour,
-                        "workload": workload,
-                        "node": node,
-                        "lmp_usd_per_mtok": float(lmp[i, j]),
-                        "demand_tokens_per_s": float(demand[i, j]),
-                        "served_tokens_per_s": float(served[i, j]),
-                    },
-                )
-
-        flow, price = result.link_flow_gbps, result.link_price_usd_per_gbps_h
-        for link, f, p in zip(sc.links, flow, price, strict=True):
-            cap = link.capacity_gbps
-            add(
-                "links",
-                {
-                    "step": step,
-                    "hour_utc": hour,
-                    "link": link.id,
-                    "a": link.a,
-                    "b": link.b,
-                    "flow_gbps": float(f),
-                    "capacity_gbps": cap,
-                    "utilisation": float(f / cap) if cap > 0 else 0.0,
-                    "shadow_price_usd_per_gbps_h": float(p),
-                    "congestion_rent_usd": float(p * cap * hours),
-                    "saturated": bool(cap > 0 and f >= cap * (1 - SATURATED)),
-                },
+    def _bids(self, time: datetime) -> list:
+        demand = []
+        for consumer in self.agents_by_type[ConsumerAgent]:
+            demand.extend(
+                consumer.submit_bids(time, self.years_elapsed, self.noise_sigma)
             )
+        return demand
 
-        used, price = result.gpus_used, result.compute_price_usd_per_gpu_hour
-        revenue, cost = result.asset_revenue_usd_per_h, result.asset_cost_usd_per_h
+    def _cost_map(self) -> dict[str, float]:
+        return {
+            a.id: float(c)
+            for a, c in zip(self.scenario.assets, self.true_costs, strict=True)
+        }
+
+    def _offers(self) -> dict:
+        context = OfferContext(self.steps, self._cost_map(), self.rng)
+        offers = {}
+        for provider in self.agents_by_type[ProviderAgent]:
+            offers.update(provider.submit_offers(context))
+        return offers
+
+    def _competitive(self, demand, result: ClearingResult) -> ClearingResult | None:
+        """The step cleared with truthful offers (the market itself when every
+        provider is truthful; None when the benchmark is off)."""
+        if not self.benchmark:
+            return result if self._all_truthful() else None
+        context = OfferContext(self.steps, self._cost_map(), self.rng)
+        truthful = ladder(list(self.scenario.assets), context, 0.0)
+        return self.operator.clear_competitive(demand, truthful)
+
+    def _all_truthful(self) -> bool:
+        return all(
+            isinstance(p.strategy, Truthful) for p in self.agents_by_type[ProviderAgent]
+        )
+
+    def _book(self, competitive: ClearingResult | None) -> None:
+        benchmark = None
+        if competitive is not None and competitive is not self.last_result:
+            benchmark = settle(
+                competitive, self.scenario, self.true_costs, self.step_hours
+            )
+        capacity = defaultdict(float)
+        for asset, cost in zip(self.scenario.assets, self.true_costs, strict=True):
+            capacity[asset.owner] += asset.gpus * cost * self.step_hours
+        for provider in self.agents_by_type[ProviderAgent]:
+            owner = provider.owner
+            provider.book(
+                self.ledger.revenue_by_provider_usd[owner],
+                self.ledger.cost_by_provider_usd[owner],
+                capacity[owner],
+            )
+            if benchmark is not None:
+                provider.competitive_profit_usd = benchmark.profit_of(owner)
+            elif competitive is not None:
+                provider.competitive_profit_usd = provider.profit_usd
+            else:
+                provider.competitive_profit_usd = math.nan
+
+    def _served_value(self) -> float:
+        return sum(c.served_value_usd for c in self.agents_by_type[ConsumerAgent])
+
+    def _observe(self, result: ClearingResult) -> None:
+        lmp, (_, served) = result.lmp_grid, result.demand_grid
         if result.status != "optimal":
-            # The rationing schedule is not a market outcome: no money.
-            cost = np.full(len(sc.assets), np.nan)
-        for a, asset in enumerate(sc.assets):
-            add(
-                "assets",
-                {
-                    "step": step,
-                    "hour_utc": hour,
-                    "asset": asset.id,
-                    "node": asset.node,
-                    "owner": asset.owner,
-                    "gpus_used": float(used[a]),
-                    "compute_price_usd_per_gpu_hour": float(price[a]),
-                    "revenue_usd": float(revenue[a] * hours),
-                    "cost_usd": float(cost[a] * hours),
-                },
-            )
-
-        if result.status != "optimal" or result.shedding:
-            for row in result.unserved.itertuples(index=False):
-                add(
-                    "unserved",
-                    {"step": step, "hour_utc": hour, **row._asdict()},
-                    ignore_missing=True,
-                )
-
-
-def _money(attribute: str):
-    """A model reporter: a settlement amount of the latest step, in USD."""
-
-    def report(model: TokenFlowModel) -> float:
-        # NaN in a step that did not clear; run totals skip such steps.
-        return getattr(model.last_result.settlement, attribute) * model.step_hours
-
-    return report
-
-
-def _total_cost(model: TokenFlowModel) -> float:
-    cost = model.last_result.total_cost_usd_per_h
-    return math.nan if cost is None else cost * model.step_hours
-
-
-def _unserved(model: TokenFlowModel) -> float:
-    return float(model.last_result.unserved["tokens_per_s"].sum())
-
-
-_MODEL_REPORTERS = {
-    "hour_utc": "hour_utc",
-    "status": lambda m: m.last_result.status,
-    "degenerate": lambda m: m.last_result.degenerate,
-    "total_cost_usd": _total_cost,
-    "consumer_payments_usd": _money("consumer_payments_usd_per_h"),
-    "provider_revenues_usd": _money("provider_revenues_usd_per_h"),
-    "transfer_charges_usd": _money("transfer_charges_usd_per_h"),
-    "congestion_rents_usd": _money("congestion_rents_usd_per_h"),
-    "unserved_tokens_per_s": _unserved,
-}
+            # No market outcome: nothing was served.
+            served = served * 0.0
+        for consumer in self.agents_by_type[ConsumerAgent]:
+            consumer.observe(lmp, served)

@@ -19,8 +19,13 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("steps", "prices", "links", "assets", "providers", "unserved")
-RUN_FILES = {f"{name}.parquet" for name in TABLES} | {"summary.json"}
+TABLES = ("steps", "prices", "links", "assets", "providers", "unserved", "nodes")
+# What a run folder may hold: its tables, summary, and `tokenflow report` output.
+RUN_FILES = {f"{name}.parquet" for name in TABLES} | {
+    "summary.json",
+    "report.md",
+    "figures",
+}
 
 
 class OutputError(Exception):
@@ -91,6 +96,19 @@ def run_tables(model) -> dict[str, pd.DataFrame]:
         "assets": dc.get_table_dataframe("assets"),
         "providers": providers,
         "unserved": dc.get_table_dataframe("unserved"),
+        "nodes": pd.DataFrame(
+            [
+                {
+                    "node": n.id,
+                    "name": n.name,
+                    "lat": n.lat,
+                    "lon": n.lon,
+                    "utc_offset_h": n.utc_offset_h,
+                }
+                for n in model.scenario.nodes.values()
+            ],
+            columns=["node", "name", "lat", "lon", "utc_offset_h"],
+        ),
     }
 
 
@@ -103,34 +121,74 @@ def _provider_table(model) -> pd.DataFrame:
 
 
 def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
-    """Run totals for summary.json (money in USD over the whole run)."""
+    """Run totals for summary.json (money in USD over the whole run).
+
+    Money totals cover the steps that cleared; mean prices are weighted by
+    served tokens.
+    """
     steps, prices = tables["steps"], tables["prices"]
-    served = prices["served_tokens_per_s"].astype(float)
-    lmp = prices["lmp_usd_per_mtok"].astype(float)
-    priced = (served > 0) & lmp.notna()
-    weight = float(served[priced].sum())
-    mean_lmp = (
-        float((lmp[priced] * served[priced]).sum() / weight) if weight else math.nan
-    )
+    mean_lmp = _weighted_mean(prices, "lmp_usd_per_mtok")
+    competitive = _weighted_mean(prices, "competitive_lmp_usd_per_mtok")
     unserved = steps["unserved_tokens_per_s"].astype(float)
+    providers = tables["providers"]
+    by_provider = providers.groupby("provider")[["revenue_usd", "profit_usd"]].sum()
+    money = {
+        column: _sum_or_none(steps[column])
+        for column in (
+            "total_cost_usd",
+            "consumer_payments_usd",
+            "consumer_surplus_usd",
+            "provider_revenues_usd",
+            "provider_costs_usd",
+        )
+    }
     return {
         "scenario": model.scenario.name,
         "bandwidth_model": model.scenario.bandwidth_model,
         "hours": _whole(len(steps) * model.step_hours),
         "steps": len(steps),
         "seed": model.seed_value,
-        "total_cost_usd": _sum_or_none(steps["total_cost_usd"]),
-        "consumer_payments_usd": _sum_or_none(steps["consumer_payments_usd"]),
-        "provider_revenues_usd": _sum_or_none(steps["provider_revenues_usd"]),
-        "transfer_charges_usd": _sum_or_none(steps["transfer_charges_usd"]),
-        "provider_profits_usd": float(tables["providers"]["profit_usd"].sum()),
+        "start_time_utc": model.start.isoformat(),
         "strategy": _strategies(model),
+        "elastic_demand": model.elastic,
+        **money,
+        "provider_profits_usd": float(providers["profit_usd"].sum()),
+        "provider_profits_by_provider_usd": {
+            str(k): float(v) for k, v in by_provider["profit_usd"].items()
+        },
+        "lerner_index_by_provider": {
+            str(k): (
+                float(row.profit_usd / row.revenue_usd) if row.revenue_usd else None
+            )
+            for k, row in by_provider.iterrows()
+        },
+        "transfer_charges_usd": _sum_or_none(steps["transfer_charges_usd"]),
         "congestion_rents_usd": _sum_or_none(steps["congestion_rents_usd"]),
+        "merchandising_surplus_usd": _sum_or_none(steps["merchandising_surplus_usd"]),
+        "welfare_usd": _sum_or_none(steps["welfare_usd"]),
         "mean_lmp_usd_per_mtok": mean_lmp,
+        "mean_competitive_lmp_usd_per_mtok": competitive,
+        "price_markup_over_competitive": (
+            mean_lmp / competitive - 1.0 if competitive and competitive > 0 else None
+        ),
         "unserved_token_hours": float(unserved.sum() * model.step_hours),
+        "deferred_lapsed_token_hours": float(
+            steps["deferred_lapsed_tokens_per_s"].sum() * model.step_hours
+        ),
         "infeasible_steps": int((steps["status"] != "optimal").sum()),
         "degenerate_steps": int(steps["degenerate"].sum()),
     }
+
+
+def _weighted_mean(prices: pd.DataFrame, column: str) -> float:
+    """Mean of a price column weighted by served tokens (NaN when none)."""
+    served = prices["served_tokens_per_s"].astype(float)
+    price = prices[column].astype(float)
+    priced = (served > 0) & price.notna()
+    weight = float(served[priced].sum())
+    return (
+        float((price[priced] * served[priced]).sum() / weight) if weight else math.nan
+    )
 
 
 def _strategies(model) -> str:
@@ -185,8 +243,10 @@ def _umask() -> int:
     return current
 
 
-def json_safe(summary: dict) -> dict:
-    return {
-        k: (None if isinstance(v, float) and math.isnan(v) else v)
-        for k, v in summary.items()
-    }
+def json_safe(value):
+    """NaN becomes null, in nested mappings too."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

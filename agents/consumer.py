@@ -121,7 +121,7 @@ class ConsumerAgent(mesa.Agent):
     @staticmethod
     def _recent_price(backlog: _Backlog, cap: float):
         prices = [p for p in backlog.recent_lmps if math.isfinite(p)]
-        value = min(float(np.mean(prices)), cap) if prices else cap
+        value = min(sum(prices) / len(prices), cap) if prices else cap
         if not math.isfinite(value):
             # No price seen yet and no stated value: wait for one.
             value = 0.0
@@ -133,9 +133,10 @@ class ConsumerAgent(mesa.Agent):
         """Value what was served; serve deferrable backlogs earliest deadline
         first and drop what lapsed."""
         workloads = list(self.model.scenario.workloads)
+        column = served_grid[:, self.node_index].tolist()
         served = {
-            k: float(np.nan_to_num(served_grid[i, self.node_index]))
-            for i, k in enumerate(workloads)
+            k: (x if x == x else 0.0)  # NaN (no service) counts as zero
+            for k, x in zip(workloads, column, strict=True)
             if k in self._bids_by_workload
         }
         self.served_value_usd = sum(self._value(k, x) for k, x in served.items())

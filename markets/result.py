@@ -335,6 +335,13 @@ class ClearingResult:
         ]
         return pd.DataFrame(rows, columns=columns)
 
+    @cached_property
+    def unserved_total_tokens_per_s(self) -> float:
+        """Sum of the `unserved` table, without building it when nothing is shed."""
+        if self._unserved is not None or self.shedding:
+            return float(self.unserved["tokens_per_s"].sum())
+        return 0.0
+
     # -- export --------------------------------------------------------------
 
     def to_dict(self) -> dict:

@@ -13,9 +13,13 @@ import statistics
 import time
 from datetime import timedelta
 
+from tqdm import tqdm
+
+from agents.strategies import Strategy
 from markets import Clearing
 from scenarios.schema import Scenario
 from sim.model import TokenFlowModel
+from sim.output import run_tables
 
 
 def _demand_sequence(scenario: Scenario, hours: int, seed: int) -> list[list]:
@@ -57,33 +61,61 @@ def _time_reused(scenario, sequence, warm: bool) -> list[float]:
     return times
 
 
-def run_bench(scenario: Scenario, repeats: int = 200, hours: int = 168) -> str:
+def run_bench(
+    scenario: Scenario,
+    repeats: int = 200,
+    hours: int = 168,
+    strategy: Strategy | None = None,
+    progress: bool = False,
+) -> str:
     """Run all timings and return a printable report."""
     sequence = _demand_sequence(scenario, repeats, seed=1)
     fresh = statistics.median(_time_fresh(scenario, sequence)) * 1e3
     cold = statistics.median(_time_reused(scenario, sequence, warm=False)) * 1e3
     warm = statistics.median(_time_reused(scenario, sequence, warm=True)) * 1e3
+    size = Clearing(scenario).size()
+    lines = [
+        f"tokenflow bench: {scenario.name}, {repeats} hourly clearings per variant",
+        f"LP size: {size['variables']} variables, {size['rows']} rows",
+        "median ms per clearing (solve + prices + settlement):",
+        f"  fresh build (routes + LP) every hour     {fresh:8.2f}",
+        f"  routes kept, new LP each hour (cold)     {cold:8.2f}",
+        f"  one LP updated in place, warm start      {warm:8.2f}",
+        f"  speed-up of warm start over fresh build: {fresh / warm:5.1f}x",
+    ]
 
-    model = TokenFlowModel(scenario, seed=1)
+    name = strategy.describe() if strategy else "scenario's strategies"
+    with_benchmark = _time_simulation(scenario, hours, strategy, True, progress)
+    without = _time_simulation(scenario, hours, strategy, False, progress)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines += [
+        f"simulation of {hours} hours ({name}, data collection on):",
+        _describe_run("with the competitive re-clearing", with_benchmark),
+        _describe_run("without it (--no-benchmark)", without),
+        f"  re-clearing costs {without[0] / with_benchmark[0]:.2f}x the "
+        "simulated hours per second",
+        f"  a year of hourly steps would take {8760 / with_benchmark[0]:.0f} s "
+        f"({8760 / without[0]:.0f} s without the re-clearing)",
+        f"peak resident memory: {peak_mib:.0f} MiB",
+    ]
+    return "\n".join(lines)
+
+
+def _time_simulation(scenario, hours, strategy, benchmark, progress):
+    """Simulated hours per second and seconds per phase of one run."""
+    model = TokenFlowModel(scenario, seed=1, strategy=strategy, benchmark=benchmark)
     start = time.perf_counter()
-    for _ in range(hours):
+    for _ in tqdm(range(hours), unit="h", disable=not progress, leave=False):
         model.step()
     elapsed = time.perf_counter() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    run_tables(model)
+    return hours / elapsed, elapsed, dict(model.phase_seconds)
 
-    lp = model.operator.clearing
-    size = lp.size()
-    return "\n".join(
-        [
-            f"tokenflow bench: {scenario.name}, {repeats} hourly clearings per variant",
-            f"LP size: {size['variables']} variables, {size['rows']} rows",
-            "median ms per clearing (solve + prices + settlement):",
-            f"  fresh build (routes + LP) every hour     {fresh:8.2f}",
-            f"  routes kept, new LP each hour (cold)     {cold:8.2f}",
-            f"  one LP updated in place, warm start      {warm:8.2f}",
-            f"  speed-up of warm start over fresh build: {fresh / warm:5.1f}x",
-            f"simulation: {hours} hours with data collection in {elapsed:.2f} s "
-            f"= {hours / elapsed:.1f} simulated hours per second",
-            f"peak resident memory: {peak_mib:.0f} MiB",
-        ]
+
+def _describe_run(label: str, timing) -> str:
+    rate, elapsed, phases = timing
+    total = sum(phases.values()) or 1.0
+    shares = ", ".join(
+        f"{phase} {100 * seconds / total:.0f}%" for phase, seconds in phases.items()
     )
+    return f"  {label}: {elapsed:.2f} s = {rate:.1f} h/s ({shares})"

@@ -129,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", nargs="?", default="us5")
     p.add_argument("--repeats", type=int, default=200, help="clearings per variant")
     p.add_argument("--hours", type=int, default=168, help="simulated hours to time")
+    p.add_argument(
+        "--strategy",
+        metavar="NAME[:PARAM=VALUE,...]",
+        help="providers' strategy in the timed simulation (default: scenario's)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(handler=_cmd_bench)
     return parser
 
@@ -200,7 +206,18 @@ def _cmd_bench(args) -> int:
 
     if args.repeats < 1 or args.hours < 1:
         raise UsageError("--repeats and --hours must be >= 1")
-    print(run_bench(load_scenario(args.scenario), args.repeats, args.hours))
+    try:
+        strategy = parse_strategy(args.strategy) if args.strategy else None
+    except StrategyError as err:
+        raise UsageError(str(err)) from None
+    report = run_bench(
+        load_scenario(args.scenario),
+        args.repeats,
+        args.hours,
+        strategy=strategy,
+        progress=not args.no_progress,
+    )
+    print(report)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -80,6 +81,7 @@ class TokenFlowModel(mesa.Model):
         self.ledger: StepLedger | None = None
         self.mean_lmp_usd_per_mtok = math.nan
         self.competitive_mean_lmp_usd_per_mtok = math.nan
+        self.phase_seconds: dict[str, float] = defaultdict(float)
 
         self._create_agents(warm_start, benchmark)
         self.datacollector = mesa.DataCollector(
@@ -145,15 +147,22 @@ class TokenFlowModel(mesa.Model):
     # -- one step ----------------------------------------------------------------
 
     def step(self) -> None:
-        """Bid, offer, clear, settle, learn, record."""
-        time = self.time_utc
-        self.true_costs = self.costs.costs(time)
-        demand = self._bids(time)
+        """Bid, offer, clear, settle, learn, record.
+
+        The wall time of each phase accumulates in ``phase_seconds``.
+        """
+        tick = time.perf_counter()
+        now = self.time_utc
+        self.true_costs = self.costs.costs(now)
+        demand = self._bids(now)
         offers = self._offers()
+        tick = self._lap("agents", tick)
 
         result = self.operator.clear(demand, offers)
         competitive = self._competitive(demand, result)
         self.last_result = result
+        tick = self._lap("clearing", tick)
+
         self._observe(result)
         self.ledger = settle(
             result,
@@ -163,6 +172,7 @@ class TokenFlowModel(mesa.Model):
             served_value_usd=self._served_value(),
         )
         self._book(competitive)
+        tick = self._lap("settlement", tick)
 
         self.mean_lmp_usd_per_mtok = mean_lmp_usd_per_mtok(result)
         self.competitive_mean_lmp_usd_per_mtok = (
@@ -170,6 +180,12 @@ class TokenFlowModel(mesa.Model):
         )
         self.datacollector.collect(self)
         record_tables(self, result, competitive)
+        self._lap("recording", tick)
+
+    def _lap(self, phase: str, since: float) -> float:
+        now = time.perf_counter()
+        self.phase_seconds[phase] += now - since
+        return now
 
     def _bids(self, time: datetime) -> list:
         demand = []

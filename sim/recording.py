@@ -99,9 +99,7 @@ MODEL_REPORTERS = {
     "congestion_rents_usd": _ledger("congestion_rents_usd"),
     "merchandising_surplus_usd": _ledger("merchandising_surplus_usd"),
     "welfare_usd": _ledger("welfare_usd"),
-    "unserved_tokens_per_s": lambda m: float(
-        m.last_result.unserved["tokens_per_s"].sum()
-    ),
+    "unserved_tokens_per_s": lambda m: m.last_result.unserved_total_tokens_per_s,
     "mean_lmp_usd_per_mtok": "mean_lmp_usd_per_mtok",
     "competitive_mean_lmp_usd_per_mtok": "competitive_mean_lmp_usd_per_mtok",
     "deferred_backlog_tokens_per_s": lambda m: _consumers(m, "backlog_tokens_per_s"),

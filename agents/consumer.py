@@ -139,43 +139,68 @@ class ConsumerAgent(mesa.Agent):
             for k, x in zip(workloads, column, strict=True)
             if k in self._bids_by_workload
         }
-        self.served_value_usd = sum(self._value(k, x) for k, x in served.items())
-        self._serve_backlogs(workloads, lmp_grid, served)
+        shares = {k: self._allocate(k, x) for k, x in served.items()}
+        self.served_value_usd = sum(self._value(k, *x) for k, x in shares.items())
+        self._serve_backlogs(workloads, lmp_grid, shares)
 
-    def _value(self, workload: str, served_tokens_per_s: float) -> float:
+    def _allocate(self, workload: str, served_tokens_per_s: float):
+        """Split what a (workload, node) was served among its hard part and
+        bid blocks.
+
+        Bids are truthful, so a market at one price serves hard demand first
+        and then the blocks in order of value.
+        """
+        bid = self._bids_by_workload[workload]
+        hard = min(served_tokens_per_s, bid.tokens_per_s)
+        left = served_tokens_per_s - hard
+        blocks = [0.0] * len(bid.bids)
+        for i in sorted(
+            range(len(bid.bids)), key=lambda i: -bid.bids[i].value_usd_per_mtok
+        ):
+            blocks[i] = min(max(left, 0.0), bid.bids[i].tokens_per_s)
+            left -= blocks[i]
+        return hard, blocks
+
+    def _own_blocks(self, workload: str) -> int:
+        """How many of a workload's bid blocks are the scenario's own bids."""
+        return len(next(d for d in self.base_demand if d.workload == workload).bids)
+
+    def _value(self, workload: str, hard: float, blocks: list[float]) -> float:
         """What the served tokens are worth to the consumer, USD over the step.
 
-        Bid blocks are truthful, so a market at one price serves hard demand
-        first and then the blocks in order of value. Deferred work is worth
+        Bid blocks count at their values, except deferred work, which is worth
         the share-weighted mean of the workload's willingness to pay whichever
         hour serves it. Hard demand is worth the scenario's shed penalty (its
         value of lost load), or nothing when the scenario has none.
         """
         hard_value = self.model.scenario.shed_penalty_usd_per_mtok or 0.0
-        curve = self._curve(workload)
-        if workload in self.backlogs:
-            share = sum(b.share for b in curve)
-            mean = (
-                sum(b.share * b.value_usd_per_mtok for b in curve) / share
-                if curve
-                else hard_value
+        bids = self._bids_by_workload[workload].bids
+        if workload not in self.backlogs:
+            value = hard * hard_value
+            value += sum(
+                x * b.value_usd_per_mtok for x, b in zip(blocks, bids, strict=True)
             )
-            return _usd(served_tokens_per_s * mean, self.model.step_hours)
-        bid = self._bids_by_workload[workload]
-        left = served_tokens_per_s - bid.tokens_per_s
-        value = min(served_tokens_per_s, bid.tokens_per_s) * hard_value
-        for block in sorted(bid.bids, key=lambda b: -b.value_usd_per_mtok):
-            take = min(max(left, 0.0), block.tokens_per_s)
-            value += take * block.value_usd_per_mtok
-            left -= take
+            return _usd(value, self.model.step_hours)
+        own = self._own_blocks(workload)
+        value = sum(
+            x * b.value_usd_per_mtok
+            for x, b in zip(blocks[:own], bids[:own], strict=True)
+        )
+        curve = self._curve(workload)
+        mean = hard_value
+        if curve:
+            total = sum(b.share for b in curve)
+            mean = sum(b.share * b.value_usd_per_mtok for b in curve) / total
+        value += (hard + sum(blocks[own:])) * mean
         return _usd(value, self.model.step_hours)
 
-    def _serve_backlogs(self, workloads, lmp_grid, served_by_workload) -> None:
+    def _serve_backlogs(self, workloads, lmp_grid, shares) -> None:
         step = self.model.steps
         self.lapsed_tokens_per_s = 0.0
         for workload, backlog in self.backlogs.items():
             k = workloads.index(workload)
-            served = served_by_workload[workload]
+            hard, blocks = shares[workload]
+            served = hard + sum(blocks[self._own_blocks(workload) :])
             backlog.recent_lmps.append(float(lmp_grid[k, self.node_index]))
             while len(backlog.recent_lmps) > backlog.window_steps:
                 backlog.recent_lmps.popleft()

@@ -61,6 +61,13 @@ def _price(v: Validator, entry: dict, path: str) -> ElectricityPrice:
     }
     for key, value in swings.items():
         v.check(value < 1, f"{path}.{key}", f"must be < 1, got {value!r}")
+    daily = swings["daily_swing"] + swings["solar_dip"]
+    v.check(
+        daily < 1,
+        f"{path}.solar_dip",
+        f"daily_swing + solar_dip must be < 1 so that the price stays positive, "
+        f"got {daily:g}",
+    )
     peak_hour = v.number(
         entry.get("daily_peak_hour_local", 18.0), f"{path}.daily_peak_hour_local"
     )

@@ -85,19 +85,23 @@ def run_bench(
     ]
 
     name = strategy.describe() if strategy else "scenario's strategies"
-    with_benchmark = _time_simulation(scenario, hours, strategy, True, progress)
-    without = _time_simulation(scenario, hours, strategy, False, progress)
+    lines.append(f"simulation of {hours} hours ({name}, data collection on):")
+    timed = _time_simulation(scenario, hours, strategy, True, progress)
+    if not timed[3]:
+        lines.append(_describe_run("all providers truthful, no re-clearing", timed))
+        lines.append(f"  a year of hourly steps would take {8760 / timed[0]:.0f} s")
+    else:
+        without = _time_simulation(scenario, hours, strategy, False, progress)
+        lines += [
+            _describe_run("with the competitive re-clearing", timed),
+            _describe_run("without it (--no-benchmark)", without),
+            f"  re-clearing costs {without[0] / timed[0]:.2f}x the "
+            "simulated hours per second",
+            f"  a year of hourly steps would take {8760 / timed[0]:.0f} s "
+            f"({8760 / without[0]:.0f} s without the re-clearing)",
+        ]
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    lines += [
-        f"simulation of {hours} hours ({name}, data collection on):",
-        _describe_run("with the competitive re-clearing", with_benchmark),
-        _describe_run("without it (--no-benchmark)", without),
-        f"  re-clearing costs {without[0] / with_benchmark[0]:.2f}x the "
-        "simulated hours per second",
-        f"  a year of hourly steps would take {8760 / with_benchmark[0]:.0f} s "
-        f"({8760 / without[0]:.0f} s without the re-clearing)",
-        f"peak resident memory: {peak_mib:.0f} MiB",
-    ]
+    lines.append(f"peak resident memory: {peak_mib:.0f} MiB")
     return "\n".join(lines)
 
 
@@ -109,11 +113,11 @@ def _time_simulation(scenario, hours, strategy, benchmark, progress):
         model.step()
     elapsed = time.perf_counter() - start
     run_tables(model)
-    return hours / elapsed, elapsed, dict(model.phase_seconds)
+    return hours / elapsed, elapsed, dict(model.phase_seconds), model.benchmark
 
 
 def _describe_run(label: str, timing) -> str:
-    rate, elapsed, phases = timing
+    rate, elapsed, phases, _ = timing
     total = sum(phases.values()) or 1.0
     shares = ", ".join(
         f"{phase} {100 * seconds / total:.0f}%" for phase, seconds in phases.items()

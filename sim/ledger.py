@@ -112,10 +112,16 @@ def settle(
     )
 
 
-def mean_lmp_usd_per_mtok(result: ClearingResult) -> float:
-    """Served-token-weighted mean LMP of one clearing (NaN when nothing priced)."""
+def mean_lmp_usd_per_mtok(
+    result: ClearingResult, weights: ClearingResult | None = None
+) -> float:
+    """Served-token-weighted mean LMP of one clearing (NaN when nothing priced).
+
+    With ``weights`` the tokens served in that other clearing weigh the
+    prices, so that a benchmark's prices are averaged over the same tokens.
+    """
     lmp = result.lmp_grid
-    _, served = result.demand_grid
+    _, served = (weights or result).demand_grid
     priced = np.isfinite(lmp) & (served > 0)
     weight = served[priced].sum()
     if not weight > 0:

@@ -176,7 +176,9 @@ class TokenFlowModel(mesa.Model):
 
         self.mean_lmp_usd_per_mtok = mean_lmp_usd_per_mtok(result)
         self.competitive_mean_lmp_usd_per_mtok = (
-            mean_lmp_usd_per_mtok(competitive) if competitive else math.nan
+            mean_lmp_usd_per_mtok(competitive, weights=result)
+            if competitive
+            else math.nan
         )
         self.datacollector.collect(self)
         record_tables(self, result, competitive)

@@ -162,7 +162,7 @@ MONEY_LINES = (
     ("congestion_rents_usd", "congestion rents"),
     ("merchandising_surplus_usd", "merchandising surplus"),
     ("welfare_usd", "welfare"),
-    ("total_cost_usd", "total cost of serving"),
+    ("total_cost_usd", "offer cost + transfer charges - value of accepted bids"),
 )
 
 

@@ -89,11 +89,19 @@ def _map_sentence(run: RunData) -> str:
     if not run.links.empty:
         share = run.links.groupby("link")["saturated"].mean()
         busy = int((share > run_map.MOSTLY_SATURATED).sum())
+    saturated = (
+        f"{busy} link(s) were saturated in more than "
+        f"{run_map.MOSTLY_SATURATED:.0%} of hours."
+    )
+    if price_text(mean.min()) == price_text(mean.max()):
+        return (
+            f"Mean LMP of {workload} over all hours was {price_text(mean.min())} "
+            f"USD/Mtok at every node; {saturated}"
+        )
     return (
         f"Mean LMP of {workload} over all hours ran from {price_text(mean.min())} "
         f"USD/Mtok at {mean.idxmin()} to {price_text(mean.max())} at {mean.idxmax()}; "
-        f"{busy} link(s) were saturated in more than "
-        f"{run_map.MOSTLY_SATURATED:.0%} of hours."
+        f"{saturated}"
     )
 
 
@@ -116,9 +124,11 @@ def _competitive_sentence(run: RunData) -> str:
     actual = steps["mean_lmp_usd_per_mtok"]
     competitive = steps["competitive_mean_lmp_usd_per_mtok"]
     above = int((actual > competitive * (1 + PRICE_TOLERANCE)).sum())
+    below = int((actual < competitive * (1 - PRICE_TOLERANCE)).sum())
     return (
         f"In {above} of {len(steps)} hours with both prices the mean LMP was "
-        "above the competitive one."
+        f"above the competitive one, in {below} below it and in "
+        f"{len(steps) - above - below} equal to it."
     )
 
 

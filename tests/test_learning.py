@@ -219,6 +219,22 @@ def test_competitive_benchmark_prices_the_same_bids_at_truthful_offers():
     assert providers["profit_usd"].iloc[0] == pytest.approx(300.0, rel=REL)
 
 
+def test_marked_up_offers_never_lower_a_price_below_the_competitive_one():
+    # Same bids, every offer at or above true cost: no LMP may fall below the
+    # truthful clearing's, and the step means (same served-token weights)
+    # follow.
+    model = simulate(load_scenario("us5"), 24, seed=2, strategy=Markup(0.2))
+    tables = run_tables(model)
+    prices, steps = tables["prices"], tables["steps"]
+    gap = prices["lmp_usd_per_mtok"] - prices["competitive_lmp_usd_per_mtok"]
+    assert (gap >= -1e-9).all()
+    assert (gap > 1e-6).any()
+    step_gap = (
+        steps["mean_lmp_usd_per_mtok"] - steps["competitive_mean_lmp_usd_per_mtok"]
+    )
+    assert (step_gap >= -1e-9).all()
+
+
 def test_benchmark_off_leaves_competitive_columns_empty():
     scenario = _market([("a", 1000, 2.0, "p")], 0.5e6)
     model = simulate(

@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import mesa
 
-from markets import Clearing, ClearingResult
+from markets import ClearingResult
+from markets.designs import DesignClearing, MarketDesign
 from scenarios.schema import Demand, OfferBlock
 
 
 class OperatorAgent(mesa.Agent):
-    """Owns the clearing model and the latest result.
+    """Owns the clearing model and the latest result, under a market design.
 
     With ``benchmark`` it keeps a second clearing of the same market in which
     every GPU is offered at its true cost; clearing it with the step's bids
     gives the competitive prices that market-power measures compare against.
     """
 
-    def __init__(self, model: mesa.Model, warm_start: bool = True, benchmark=False):
+    def __init__(
+        self,
+        model: mesa.Model,
+        warm_start: bool = True,
+        benchmark: bool = False,
+        design: MarketDesign | None = None,
+    ):
         super().__init__(model)
-        self.clearing = Clearing(model.scenario, warm_start=warm_start)
+        design = design or MarketDesign()
+        self.design = design
+        self.clearing = DesignClearing(model.scenario, design, warm_start=warm_start)
         self.benchmark = (
-            Clearing(model.scenario, warm_start=warm_start) if benchmark else None
+            DesignClearing(model.scenario, design, warm_start=warm_start)
+            if benchmark
+            else None
         )
         self.result: ClearingResult | None = None
 

@@ -91,6 +91,23 @@ class ClearingResult:
             return price.copy()
         return np.where(used > 0, np.nan_to_num(price) * used, 0.0)
 
+    @property
+    def redispatch_cost_usd_per_h(self) -> float:
+        """A nodal market is dispatched as cleared: no redispatch."""
+        return 0.0 if self.status == "optimal" else math.nan
+
+    @cached_property
+    def asset_offer_cost_usd_per_h(self) -> np.ndarray:
+        """What each asset's dispatched blocks cost at their offer prices
+        (its pay-as-bid revenue); NaN for every asset when infeasible."""
+        model = self._model
+        if self._prices is None:
+            return np.full(len(model.scenario.assets), np.nan)
+        cost = np.zeros(len(model.scenario.assets))
+        if len(self._raw.u):
+            np.add.at(cost, model.u_asset, model.offer_prices * self._raw.u)
+        return cost
+
     @cached_property
     def transfer_charges_usd_per_h(self) -> float:
         costs = self._model.y_transfer_usd_per_h

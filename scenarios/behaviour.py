@@ -1,7 +1,9 @@
-"""Reading the sections that drive agents over time: electricity and consumers.
+"""Reading the sections beyond the one-hour nodal clearing: electricity and
+consumers (which drive the agents over time) and zones (for zonal market
+designs).
 
-The clearing of one hour does not use them; the simulation does. Both are
-optional: without them costs are constant and demand is hard.
+All are optional: without them costs are constant, demand is hard, and only
+the nodal and uniform designs apply.
 """
 
 from __future__ import annotations
@@ -181,3 +183,18 @@ def _window(v: Validator, raw: Any, path: str) -> int:
     entry = v.mapping(raw, path)
     v.no_unknown(entry, {"window_h"}, path)
     return v.integer(v.required(entry, "window_h", path), f"{path}.window_h")
+
+
+def zones(v: Validator, top: dict, nodes: dict) -> dict[str, str]:
+    """The zone of every node, for the zonal market design."""
+    raw = v.mapping(top.get("zones") or {}, "zones")
+    for node in raw:
+        v.reference(node, f"zones.{node}", nodes)
+    if raw:
+        missing = [n for n in nodes if n not in raw]
+        v.check(
+            not missing,
+            f"zones.{missing[0] if missing else ''}",
+            "every node needs a zone once the zones section is given",
+        )
+    return {str(n): v.text(z, f"zones.{n}") for n, z in raw.items()}

@@ -81,6 +81,7 @@ _TOP_FIELDS = {
     "providers",
     "electricity",
     "consumers",
+    "zones",
 }
 
 
@@ -160,6 +161,7 @@ def scenario_from_dict(data: Any, source: str = "<dict>") -> Scenario:
         scenario,
         electricity=behaviour.electricity(v, top, scenario),
         consumers=behaviour.consumers(v, top, workloads),
+        zones=behaviour.zones(v, top, nodes),
     )
 
 

@@ -157,6 +157,7 @@ class Scenario:
     provider_strategies: dict[str, str] = field(default_factory=dict)
     electricity: dict[str, ElectricityPrice] = field(default_factory=dict)
     consumers: ConsumerBehaviour = field(default_factory=ConsumerBehaviour)
+    zones: dict[str, str] = field(default_factory=dict)
     source: str = "<dict>"
     extra: dict = field(default_factory=dict, compare=False)
 

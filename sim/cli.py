@@ -10,6 +10,7 @@ import sys
 
 from agents.strategies import StrategyError, parse_strategy
 from markets import ClearingError, ClearingResult, clear
+from markets.designs import DESIGNS, SETTLEMENTS, DesignError, MarketDesign
 from scenarios import ScenarioError, load_scenario
 from sim import cli_experiments as experiments_cli
 from sim import cli_report
@@ -93,6 +94,25 @@ def _parser() -> argparse.ArgumentParser:
         "--no-benchmark",
         action="store_true",
         help="skip the competitive re-clearing with truthful offers",
+    )
+    p.add_argument(
+        "--design",
+        choices=DESIGNS,
+        default="nodal",
+        help="market design: a price per node (default), per zone of the "
+        "scenario's zones section, or one national price, then redispatch",
+    )
+    p.add_argument(
+        "--settlement",
+        choices=SETTLEMENTS,
+        default="pay-as-clear",
+        help="sellers paid the clearing price (default) or their offer prices",
+    )
+    p.add_argument(
+        "--price-cap",
+        type=float,
+        metavar="USD_PER_GPU_HOUR",
+        help="cap on every offer price",
     )
     p.set_defaults(handler=_cmd_simulate)
 
@@ -187,6 +207,11 @@ def _cmd_simulate(args) -> int:
         start = parse_start(args.start)
     except (ValueError, TypeError) as err:
         raise UsageError(f"--start: not an ISO 8601 time: {args.start!r}") from err
+    try:
+        design = MarketDesign(args.design, args.settlement, args.price_cap)
+        design.zones_of(scenario)
+    except DesignError as err:
+        raise UsageError(f"--design/--settlement/--price-cap: {err}") from None
     model = simulate(
         scenario,
         args.hours,
@@ -196,6 +221,7 @@ def _cmd_simulate(args) -> int:
         start=start,
         elastic=not args.inelastic,
         benchmark=not args.no_benchmark,
+        design=design,
     )
     summary = save_run(model, args.out, overwrite=args.overwrite)
     print(json.dumps(json_safe(summary), indent=2))

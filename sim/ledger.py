@@ -4,7 +4,9 @@ All amounts are USD over the step. In a step that did not clear every amount
 is NaN: nothing was bought or sold.
 
     merchandising surplus = consumer payments - provider revenues - transfer charges
-                          = congestion rents (MODEL.md identity 4)
+                          = congestion rents (MODEL.md identity 4) under nodal
+                            pay-as-clear; less the redispatch cost under zonal
+                            and uniform designs; plus what pay-as-bid keeps
     consumer surplus      = stated value of the demand served - consumer payments
     provider profit       = provider revenue - true cost of the GPUs run
     welfare               = consumer surplus + provider profits + merchandising surplus
@@ -36,6 +38,7 @@ class StepLedger:
     provider_costs_usd: float
     transfer_charges_usd: float
     congestion_rents_usd: float
+    redispatch_cost_usd: float = 0.0
     revenue_by_provider_usd: dict[str, float] = field(default_factory=dict)
     cost_by_provider_usd: dict[str, float] = field(default_factory=dict)
 
@@ -81,14 +84,9 @@ def settle(
     if result.status != "optimal":
         nan = math.nan
         return StepLedger(
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            nan,
-            dict.fromkeys(owners, nan),
-            dict.fromkeys(owners, nan),
+            *[nan] * 7,
+            revenue_by_provider_usd=dict.fromkeys(owners, nan),
+            cost_by_provider_usd=dict.fromkeys(owners, nan),
         )
     settlement = result.settlement
     revenue = np.nan_to_num(result.asset_revenue_usd_per_h) * step_hours
@@ -107,6 +105,7 @@ def settle(
         provider_costs_usd=float(cost.sum()),
         transfer_charges_usd=settlement.transfer_charges_usd_per_h * step_hours,
         congestion_rents_usd=settlement.congestion_rents_usd_per_h * step_hours,
+        redispatch_cost_usd=result.redispatch_cost_usd_per_h * step_hours,
         revenue_by_provider_usd=by_revenue,
         cost_by_provider_usd=by_cost,
     )

@@ -23,6 +23,7 @@ from agents.strategies import (
     parse_strategy,
 )
 from markets import ClearingResult
+from markets.designs import MarketDesign
 from scenarios import ScenarioError
 from scenarios.schema import Scenario
 from sim.ledger import StepLedger, mean_lmp_usd_per_mtok, settle
@@ -50,7 +51,8 @@ class TokenFlowModel(mesa.Model):
     ``start + (step - 1) * step_hours`` (UTC). Consumers are elastic (bid at
     the scenario's willingness to pay, defer deferrable work) unless
     ``elastic`` is false. With ``benchmark`` every step is also cleared with
-    truthful offers, for competitive prices and profits. Money in the
+    truthful offers, for competitive prices and profits. ``design`` chooses
+    the market design (nodal pay-as-clear by default). Money in the
     recorded tables is USD per step; prices keep their own units.
     """
 
@@ -66,6 +68,7 @@ class TokenFlowModel(mesa.Model):
         strategy: Strategy | None = None,
         elastic: bool = True,
         benchmark: bool = True,
+        design: MarketDesign | None = None,
     ):
         super().__init__(seed=seed)
         self.scenario = scenario
@@ -75,6 +78,7 @@ class TokenFlowModel(mesa.Model):
         self.noise_sigma = noise_sigma
         self.strategy = strategy
         self.elastic = elastic
+        self.design = design or MarketDesign()
         self.costs = CostModel(scenario)
         self.true_costs = self.costs.base.copy()
         self.last_result: ClearingResult | None = None
@@ -109,7 +113,7 @@ class TokenFlowModel(mesa.Model):
             isinstance(p.strategy, Truthful) for p in self.agents_by_type[ProviderAgent]
         )
         self.operator = OperatorAgent(
-            self, warm_start=warm_start, benchmark=self.benchmark
+            self, warm_start=warm_start, benchmark=self.benchmark, design=self.design
         )
 
     def _strategy_of(self, owner: str) -> Strategy:

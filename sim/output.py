@@ -151,6 +151,9 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
         "start_time_utc": model.start.isoformat(),
         "strategy": _strategies(model),
         "elastic_demand": model.elastic,
+        "design": model.design.design,
+        "settlement": model.design.settlement,
+        "price_cap_usd_per_gpu_hour": model.design.price_cap_usd_per_gpu_hour,
         **money,
         "provider_profits_usd": float(providers["profit_usd"].sum()),
         "provider_profits_by_provider_usd": {
@@ -166,6 +169,8 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
         "congestion_rents_usd": _sum_or_none(steps["congestion_rents_usd"]),
         "merchandising_surplus_usd": _sum_or_none(steps["merchandising_surplus_usd"]),
         "welfare_usd": _sum_or_none(steps["welfare_usd"]),
+        "redispatch_cost_usd": _sum_or_none(steps["redispatch_cost_usd"]),
+        "mean_price_dispersion": _mean_or_none(steps["price_dispersion"]),
         "mean_lmp_usd_per_mtok": mean_lmp,
         "mean_competitive_lmp_usd_per_mtok": competitive,
         "price_markup_over_competitive": (
@@ -178,6 +183,11 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
         "infeasible_steps": int((steps["status"] != "optimal").sum()),
         "degenerate_steps": int(steps["degenerate"].sum()),
     }
+
+
+def _mean_or_none(column: pd.Series) -> float | None:
+    values = column.astype(float).dropna()
+    return float(values.mean()) if len(values) else None
 
 
 def _weighted_mean(prices: pd.DataFrame, column: str) -> float:

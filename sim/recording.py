@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from agents import ConsumerAgent
+from markets.designs import price_dispersion
 from markets.result import SATURATED
 
 PRICE_COLUMNS = [
@@ -99,6 +100,8 @@ MODEL_REPORTERS = {
     "congestion_rents_usd": _ledger("congestion_rents_usd"),
     "merchandising_surplus_usd": _ledger("merchandising_surplus_usd"),
     "welfare_usd": _ledger("welfare_usd"),
+    "redispatch_cost_usd": _ledger("redispatch_cost_usd"),
+    "price_dispersion": lambda m: price_dispersion(m.last_result.lmp_grid),
     "unserved_tokens_per_s": lambda m: m.last_result.unserved_total_tokens_per_s,
     "mean_lmp_usd_per_mtok": "mean_lmp_usd_per_mtok",
     "competitive_mean_lmp_usd_per_mtok": "competitive_mean_lmp_usd_per_mtok",

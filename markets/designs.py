@@ -225,49 +225,53 @@ class DesignClearing:
 
 
 def _allocate(scenario, demand: list[Demand], market: ClearingResult, zones) -> list:
-    """What each node bought at its zone's price, zone by zone.
+    """What each node bought in its zone's market, zone by zone.
 
-    Hard demand first; then bid blocks worth more than the price; blocks
-    worth exactly the price share what is left in proportion to their size.
+    The zone's served total is shared the way a market at one price serves:
+    hard demand first, then bid blocks from the highest value down; blocks of
+    (nearly) equal value share what is left in proportion to their size.
     """
     zone_ids = list(market._model.node_ids)
     workloads = list(scenario.workloads)
-    lmp = market.lmp_grid
     _, zone_served = market.demand_grid
     groups = defaultdict(list)
     for i, d in enumerate(demand):
         groups[(d.workload, zones[d.node])].append(i)
     served = [0.0] * len(demand)
     for (workload, zone), members in groups.items():
-        k, z = workloads.index(workload), zone_ids.index(zone)
-        total, price = float(zone_served[k, z]), float(lmp[k, z])
-        for i, x in _split(total, [demand[i] for i in members], price, members):
+        total = float(zone_served[workloads.index(workload), zone_ids.index(zone)])
+        shares = _split(total, [demand[i] for i in members])
+        for i, x in zip(members, shares, strict=True):
             served[i] = x
     return served
 
 
-def _split(total: float, entries: list[Demand], price: float, index: list[int]):
+def _split(total: float, entries: list[Demand]) -> list[float]:
     hard = sum(d.tokens_per_s for d in entries)
-    if total <= hard or not math.isfinite(price):
+    if total <= hard:
         share = total / hard if hard > 0 else 0.0
-        return [
-            (i, d.tokens_per_s * share) for i, d in zip(index, entries, strict=True)
-        ]
-    tol = 1e-9 * max(1.0, abs(price))
-    above = [
-        sum(b.tokens_per_s for b in d.bids if b.value_usd_per_mtok > price + tol)
-        for d in entries
-    ]
-    at = [
-        sum(b.tokens_per_s for b in d.bids if abs(b.value_usd_per_mtok - price) <= tol)
-        for d in entries
-    ]
-    left = total - hard - sum(above)
-    share = min(max(left / sum(at), 0.0), 1.0) if sum(at) > 0 else 0.0
-    return [
-        (i, d.tokens_per_s + a + share * m)
-        for i, d, a, m in zip(index, entries, above, at, strict=True)
-    ]
+        return [d.tokens_per_s * share for d in entries]
+    served = [d.tokens_per_s for d in entries]
+    left = total - hard
+    blocks = sorted(
+        (
+            (b.value_usd_per_mtok, i, b.tokens_per_s)
+            for i, d in enumerate(entries)
+            for b in d.bids
+        ),
+        key=lambda block: -block[0],
+    )
+    while blocks and left > 0:
+        top = blocks[0][0]
+        tie = 1e-6 * max(1.0, abs(top))
+        group = [b for b in blocks if top - b[0] <= tie]
+        blocks = blocks[len(group) :]
+        size = sum(b[2] for b in group)
+        share = min(left / size, 1.0) if size > 0 else 0.0
+        for _, i, tokens in group:
+            served[i] += tokens * share
+        left -= size * share
+    return served
 
 
 class DesignResult:

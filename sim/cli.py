@@ -13,7 +13,7 @@ from markets import ClearingError, ClearingResult, clear
 from markets.designs import DESIGNS, SETTLEMENTS, DesignError, MarketDesign
 from scenarios import ScenarioError, load_scenario
 from sim import cli_experiments as experiments_cli
-from sim import cli_report
+from sim import cli_report, cli_sweep
 from sim.cli_support import UsageError, load_args, table
 from sim.output import OutputError, check_out_dir, json_safe
 
@@ -158,6 +158,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(handler=_cmd_bench)
     cli_report.add_parser(sub)
+    cli_sweep.add_parsers(sub)
     return parser
 
 

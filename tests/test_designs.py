@@ -215,3 +215,34 @@ def test_zones_section_is_validated():
         assert info.value.field == field
     ok = scenario_from_dict({**data, "zones": {"A": "x", "B": "x"}})
     assert ok.zones == {"A": "x", "B": "x"}
+
+
+def test_zone_allocation_serves_hard_first_then_bids_by_value():
+    from markets.designs import _split
+    from scenarios.schema import BidBlock, Demand
+
+    entries = [
+        Demand("A", "w", 100.0, (BidBlock(50.0, 5.0), BidBlock(40.0, 1.0))),
+        Demand("B", "w", 0.0, (BidBlock(60.0, 1.0 + 1e-9), BidBlock(30.0, 9.0))),
+    ]
+    # 100 hard + 30 (value 9) + 50 (value 5) = 180; the last 20 go to the two
+    # blocks worth ~1.0 in proportion to their sizes (40 and 60).
+    served = _split(200.0, entries)
+    assert served == pytest.approx([100 + 50 + 8, 30 + 12])
+    assert sum(_split(123.4, entries)) == pytest.approx(123.4)
+    assert _split(50.0, entries) == pytest.approx([50.0, 0.0])
+
+
+def test_a_simulated_uncongested_market_prices_alike_under_every_design(us5_zoned):
+    from sim import run_tables, simulate
+
+    prices = {}
+    for design in ("nodal", "zonal", "uniform"):
+        model = simulate(us5_zoned, 36, seed=4, design=MarketDesign(design))
+        tables = run_tables(model)
+        steps = tables["steps"]
+        assert steps["redispatch_cost_usd"].abs().max() < 1e-3
+        assert steps["unserved_tokens_per_s"].max() == 0.0
+        prices[design] = tables["prices"]["lmp_usd_per_mtok"].to_numpy()
+    assert prices["zonal"] == pytest.approx(prices["nodal"], rel=1e-6)
+    assert prices["uniform"] == pytest.approx(prices["nodal"], rel=1e-6)

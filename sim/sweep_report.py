@@ -1,0 +1,291 @@
+"""The sweep report: tables and figures across a sweep's grid.
+
+For every combination of the swept parameters the report gives the mean,
+spread (standard deviation) and range of each metric across seeds. Figures:
+metrics against a numeric parameter (a markup, a demand scale, ...) with
+error bars across seeds, and the market designs side by side when the design
+was swept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sim.sweep import read_failures, read_results  # noqa: E402
+from sim.sweep_spec import PARAMETERS  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+METRICS = {
+    "mean_lmp_usd_per_mtok": "mean LMP (USD/Mtok)",
+    "consumer_payments_usd": "consumer payments (USD)",
+    "consumer_surplus_usd": "consumer surplus (USD)",
+    "provider_profits_usd": "provider profits (USD)",
+    "congestion_rents_usd": "congestion rents (USD)",
+    "redispatch_cost_usd": "redispatch cost (USD)",
+    "welfare_usd": "welfare (USD)",
+    "mean_price_dispersion": "price dispersion across nodes (CV)",
+}
+PLOTTED = ("mean_lmp_usd_per_mtok", "provider_profits_usd")
+DESIGN_PANELS = (
+    "mean_lmp_usd_per_mtok",
+    "consumer_payments_usd",
+    "provider_profits_usd",
+    "congestion_rents_usd",
+    "redispatch_cost_usd",
+    "welfare_usd",
+)
+_STRATEGY_NUMBER = re.compile(r"^([\w-]+):(\w+)=([-+0-9.eE]+)$")
+
+
+class SweepReportError(ValueError):
+    def __init__(self, path: Path, reason: str):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: {reason}")
+
+
+def write_sweep_report(out: str | Path, overwrite: bool = False) -> list[Path]:
+    """Write OUT/figures/sweep-*.png and OUT/sweep-report.md; return them."""
+    out = Path(out)
+    manifest = _manifest(out)
+    results = read_results(out)
+    if results.empty:
+        raise SweepReportError(out, "no finished runs yet; run the sweep first")
+    report = out / "sweep-report.md"
+    figures = out / "figures"
+    swept = _swept(manifest)
+    planned = _planned_figures(results, swept)
+    targets = [figures / name for name in planned] + [report]
+    existing = [p for p in targets if p.exists()]
+    if existing and not overwrite:
+        raise SweepReportError(
+            existing[0], "exists; pass --overwrite to replace the sweep report"
+        )
+    figures.mkdir(exist_ok=True)
+    written = []
+    for name, draw in planned.items():
+        fig = draw()
+        fig.savefig(figures / name, dpi=120)
+        plt.close(fig)
+        written.append(figures / name)
+    text = _markdown(manifest, results, swept, read_failures(out), list(planned))
+    report.write_text(text, encoding="utf-8")
+    return [*written, report]
+
+
+def _manifest(out: Path) -> dict:
+    path = out / "sweep.json"
+    if not out.is_dir():
+        raise SweepReportError(out, "no such folder")
+    if not path.is_file():
+        raise SweepReportError(path, "missing: not a tokenflow sweep folder")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise SweepReportError(path, f"cannot be read: {err}") from err
+
+
+def _swept(manifest: dict) -> list[str]:
+    points = [run["params"] for run in manifest["runs"]]
+    names = [p for p in PARAMETERS if any(p in x for x in points)]
+    return [
+        p
+        for p in names
+        if len({json.dumps(x.get(p), sort_keys=True) for x in points}) > 1
+    ]
+
+
+def numeric_axis(results: pd.DataFrame, param: str) -> tuple[str, pd.Series] | None:
+    """A numeric x axis for a swept parameter: its value, or the one number
+    that varies in strategy texts such as ``markup:markup=0.2``."""
+    column = results[f"param_{param}"]
+    numbers = pd.to_numeric(column, errors="coerce")
+    if numbers.notna().all():
+        return param, numbers
+    if param != "strategy":
+        return None
+    matches = column.map(lambda text: _STRATEGY_NUMBER.match(str(text)))
+    if not matches.map(bool).all():
+        return None
+    heads = {(m.group(1), m.group(2)) for m in matches}
+    if len(heads) != 1:
+        return None
+    name, key = heads.pop()
+    return f"{name} {key}", matches.map(lambda m: float(m.group(3)))
+
+
+def _groups(results: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
+    """Mean, std, min, max and count of every metric per swept combination."""
+    keys = [f"param_{p}" for p in swept] or ["hours"]
+    grouped = results.groupby(keys, dropna=False, sort=False)
+    stats = grouped[list(METRICS)].agg(["mean", "std", "min", "max"])
+    stats["seeds"] = grouped["seed"].count()
+    return stats
+
+
+def _planned_figures(results: pd.DataFrame, swept: list[str]) -> dict:
+    planned = {}
+    for param in swept:
+        axis = numeric_axis(results, param)
+        if axis is not None:
+            planned[f"sweep-{param}.png"] = lambda p=param, a=axis: _against(
+                results, swept, p, a
+            )
+    if "design" in swept:
+        planned["sweep-designs.png"] = lambda: _designs(results, swept)
+    if not planned and swept:
+        planned["sweep-runs.png"] = lambda: _bars(results, swept)
+    return planned
+
+
+def _label(row: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in row.items()) or "all runs"
+
+
+def _against(results, swept, param, axis):
+    """Metrics against a numeric parameter; a line per other combination."""
+    x_name, x = axis
+    others = [p for p in swept if p != param]
+    frame = results.assign(_x=x)
+    fig, axes = plt.subplots(
+        1, len(PLOTTED), figsize=(11, 4.2), layout="constrained", squeeze=False
+    )
+    keys = [f"param_{p}" for p in others]
+    combos = frame.groupby(keys, dropna=False, sort=False) if keys else [((), frame)]
+    for ax, metric in zip(axes[0], PLOTTED, strict=True):
+        for values, part in combos:
+            values = values if isinstance(values, tuple) else (values,)
+            stats = part.groupby("_x")[metric].agg(["mean", "std"]).sort_index()
+            label = _label(dict(zip(others, values, strict=True)))
+            ax.errorbar(
+                stats.index,
+                stats["mean"],
+                yerr=stats["std"].fillna(0.0),
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+        ax.set_xlabel(x_name)
+        ax.set_ylabel(METRICS[metric])
+        ax.grid(alpha=0.3)
+    if others:
+        axes[0][-1].legend(fontsize=8)
+    fig.suptitle(f"Across seeds (mean, error bars: one standard deviation) by {x_name}")
+    return fig
+
+
+def _designs(results, swept):
+    """Each metric per design; bars for the other swept combinations."""
+    others = [p for p in swept if p != "design"]
+    designs = list(dict.fromkeys(results["param_design"]))
+    keys = [f"param_{p}" for p in others]
+    combos = (
+        list(results.groupby(keys, dropna=False, sort=False))
+        if keys
+        else [((), results)]
+    )
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), layout="constrained")
+    width = 0.8 / max(len(combos), 1)
+    for ax, metric in zip(axes.flat, DESIGN_PANELS, strict=True):
+        for i, (values, part) in enumerate(combos):
+            values = values if isinstance(values, tuple) else (values,)
+            stats = part.groupby("param_design")[metric].agg(["mean", "std"])
+            stats = stats.reindex(designs)
+            ax.bar(
+                np.arange(len(designs)) + (i - (len(combos) - 1) / 2) * width,
+                stats["mean"],
+                width=width,
+                yerr=stats["std"].fillna(0.0),
+                capsize=2,
+                label=_label(dict(zip(others, values, strict=True))),
+            )
+        ax.set_xticks(range(len(designs)), designs)
+        ax.set_ylabel(METRICS[metric])
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
+    fig.suptitle("Market designs side by side (mean across seeds, bars: one std)")
+    return fig
+
+
+def _bars(results, swept):
+    keys = [f"param_{p}" for p in swept]
+    stats = results.groupby(keys, dropna=False, sort=False)[list(PLOTTED)].agg(
+        ["mean", "std"]
+    )
+    labels = [
+        _label(dict(zip(swept, v if isinstance(v, tuple) else (v,), strict=True)))
+        for v in stats.index
+    ]
+    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(11, 4.5), layout="constrained")
+    for ax, metric in zip(axes, PLOTTED, strict=True):
+        ax.barh(labels, stats[(metric, "mean")], xerr=stats[(metric, "std")].fillna(0))
+        ax.set_xlabel(METRICS[metric])
+    return fig
+
+
+def _markdown(manifest, results, swept, failures, figures) -> str:
+    stats = _groups(results, swept)
+    lines = [
+        f"# Sweep report: {manifest['name']}",
+        "",
+        f"Runs in the sweep: {len(manifest['runs'])}; finished: {len(results)}; "
+        f"failed: {len(failures)}. Swept: {', '.join(swept) or 'nothing'}. "
+        "Each cell: mean across seeds, then one standard deviation and the "
+        "range (min to max). Money in USD over each run.",
+        "",
+    ]
+    header = [*swept, "seeds", *METRICS.values()]
+    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for key, row in stats.iterrows():
+        key = key if isinstance(key, tuple) else (key,)
+        cells = [str(v) for v in key][: len(swept)]
+        cells.append(str(int(row["seeds"].iloc[0])))
+        for metric in METRICS:
+            cells.append(
+                _cell(
+                    row[(metric, "mean")],
+                    row[(metric, "std")],
+                    row[(metric, "min")],
+                    row[(metric, "max")],
+                )
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Figures", ""]
+    lines += [f"![{name}](figures/{name})" for name in figures] or ["(none)"]
+    if failures:
+        lines += ["", "## Failed runs", ""]
+        lines += [
+            f"- {f['run_id']} (seed {f['seed']}, {json.dumps(f['params'])}): "
+            f"{f['error']}"
+            for f in failures
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(mean, std, low, high) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    spread = "" if std is None or math.isnan(std) else f" ± {_num(std)}"
+    return f"{_num(mean)}{spread} [{_num(low)}, {_num(high)}]"
+
+
+def _num(value: float) -> str:
+    if abs(value) < 1e-6:
+        # Below the LP's tie-break precision: zero.
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"

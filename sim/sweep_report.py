@@ -131,7 +131,7 @@ def _groups(results: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
     keys = [f"param_{p}" for p in swept] or ["hours"]
     grouped = results.groupby(keys, dropna=False, sort=False)
     stats = grouped[list(METRICS)].agg(["mean", "std", "min", "max"])
-    stats["seeds"] = grouped["seed"].count()
+    stats[("seeds", "")] = grouped["seed"].count()
     return stats
 
 
@@ -252,7 +252,7 @@ def _markdown(manifest, results, swept, failures, figures) -> str:
     for key, row in stats.iterrows():
         key = key if isinstance(key, tuple) else (key,)
         cells = [str(v) for v in key][: len(swept)]
-        cells.append(str(int(row["seeds"].iloc[0])))
+        cells.append(str(int(row[("seeds", "")])))
         for metric in METRICS:
             cells.append(
                 _cell(

@@ -41,6 +41,37 @@ def add_parsers(subparsers) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the written files")
     p.set_defaults(handler=sweep_report)
+    add_bench_parser(subparsers)
+
+
+def add_bench_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench-sweep",
+        help="runs per minute of a sweep with 1 and N workers; sweep memory",
+    )
+    p.add_argument("sweep_file", metavar="SWEEP_FILE")
+    p.add_argument("--workers", type=int, default=2, help="parallel workers (2)")
+    p.add_argument(
+        "--memory-runs",
+        type=int,
+        default=300,
+        help="short runs of the memory check (default 300)",
+    )
+    p.set_defaults(handler=bench_sweep)
+
+
+def bench_sweep(args) -> int:
+    from sim.bench_sweep import run_sweep_bench
+    from sim.sweep_spec import SweepError, load_sweep
+
+    if args.workers < 2 or args.memory_runs < 50:
+        raise UsageError("--workers must be >= 2 and --memory-runs >= 50")
+    try:
+        spec = load_sweep(args.sweep_file)
+    except SweepError as err:
+        raise UsageError(str(err)) from None
+    print(run_sweep_bench(spec, args.workers, args.memory_runs))
+    return 0
 
 
 def sweep(args) -> int:

@@ -108,8 +108,12 @@ def run_sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
+    monitor=None,
 ) -> SweepCounts:
-    """Run every unfinished run of the sweep and write each as it finishes."""
+    """Run every unfinished run of the sweep and write each as it finishes.
+
+    ``monitor``, if given, is called with the counts after every run.
+    """
     out = Path(out)
     prepare_out(out, sweep)
     specs = sweep.runs()
@@ -127,6 +131,7 @@ def run_sweep(
         return counts
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(todo), unit="run", desc=sweep.name, disable=not progress)
+    bar.monitor = monitor
     try:
         if scheduler is None:
             _run_local(todo, out, workers, counts, bar)
@@ -156,6 +161,8 @@ def _record(out: Path, spec: RunSpec, outcome, counts: SweepCounts, bar) -> None
         failed.unlink(missing_ok=True)
         counts.runs_done += 1
     bar.update(1)
+    if getattr(bar, "monitor", None) is not None:
+        bar.monitor(counts)
 
 
 def _run_local(todo: list[RunSpec], out, workers: int, counts, bar) -> None:

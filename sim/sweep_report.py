@@ -132,7 +132,7 @@ def _groups(results: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
     grouped = results.groupby(keys, dropna=False, sort=False)
     stats = grouped[list(METRICS)].agg(["mean", "std", "min", "max"])
     stats[("seeds", "")] = grouped["seed"].count()
-    return stats
+    return stats.sort_index()
 
 
 def _planned_figures(results: pd.DataFrame, swept: list[str]) -> dict:

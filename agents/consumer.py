@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import mesa
@@ -15,12 +15,50 @@ from scenarios.schema import BidBlock, Demand
 
 
 @dataclass
-class _Backlog:
-    """Deferrable work waiting to be served: (last step it may run, tokens/s)."""
+class Backlog:
+    """Deferrable work of one workload: [last step it may run, tokens/s]
+    entries, the prices of the last window, and what lapsed this step."""
 
     window_steps: int
-    entries: deque
-    recent_lmps: deque
+    entries: deque = field(default_factory=deque)
+    recent_lmps: deque = field(default_factory=deque)
+    lapsed_tokens_per_s: float = 0.0
+
+    @property
+    def waiting_tokens_per_s(self) -> float:
+        return sum(x for _, x in self.entries)
+
+    def add(self, step: int, tokens_per_s: float) -> tuple[float, float]:
+        """Add this step's arrivals; return (due now, may wait)."""
+        self.entries.append([step + self.window_steps - 1, tokens_per_s])
+        due = sum(x for last, x in self.entries if last <= step)
+        return due, sum(x for _, x in self.entries) - due
+
+    def waiting_value(self, cap: float) -> float:
+        """What waiting work bids: the mean recent price, at most the top value.
+
+        Before any price is seen it bids the top value, or nothing when the
+        workload has no stated value (it then waits until its deadline).
+        """
+        prices = [p for p in self.recent_lmps if math.isfinite(p)]
+        value = min(sum(prices) / len(prices), cap) if prices else cap
+        return value if math.isfinite(value) else 0.0
+
+    def settle(self, step: int, served: float, lmp: float) -> None:
+        """Serve earliest deadline first, drop what lapsed, remember the price."""
+        self.recent_lmps.append(lmp)
+        while len(self.recent_lmps) > self.window_steps:
+            self.recent_lmps.popleft()
+        self.entries = deque(sorted(self.entries))
+        while self.entries and served > 0:
+            take = min(served, self.entries[0][1])
+            self.entries[0][1] -= take
+            served -= take
+            if self.entries[0][1] <= 1e-9:
+                self.entries.popleft()
+        self.lapsed_tokens_per_s = 0.0
+        while self.entries and self.entries[0][0] <= step:
+            self.lapsed_tokens_per_s += self.entries.popleft()[1]
 
 
 class ConsumerAgent(mesa.Agent):
@@ -34,9 +72,15 @@ class ConsumerAgent(mesa.Agent):
     With ``elastic`` consumers the scaled demand is bid in blocks at the
     scenario's willingness to pay (the share not covered stays hard demand),
     and deferrable workloads wait for cheaper hours: the part of the backlog
-    due this step is bid at the highest willingness to pay (hard if the
-    workload has none), the rest at the mean price the node paid over the
-    last window. Without ``elastic`` all demand is hard and served at once.
+    due this step is bid along the willingness-to-pay curve (hard if the
+    workload has none) and lapses if not served; the rest waits, bid at the
+    mean price the node paid over the last window. Without ``elastic`` all
+    demand is hard and served at once.
+
+    The competitive benchmark is a second world with the same arrivals:
+    deferrable work there has its own backlog and price history, served by
+    the benchmark's clearings, so the benchmark never inherits the market's
+    prices or the work the market left waiting.
     """
 
     def __init__(
@@ -46,19 +90,19 @@ class ConsumerAgent(mesa.Agent):
         self.node = node
         self.base_demand = demand
         self.elastic = elastic
-        behaviour = model.scenario.consumers
         self.utc_offset_h = model.scenario.nodes[node].utc_offset_h
         self.node_index = list(model.scenario.nodes).index(node)
-        self.backlogs: dict[str, _Backlog] = {}
-        if elastic:
-            for d in demand:
-                window_h = behaviour.deferrable_window_h.get(d.workload)
-                if window_h is not None:
-                    steps = max(1, round(window_h / model.step_hours))
-                    self.backlogs[d.workload] = _Backlog(steps, deque(), deque())
-        self.lapsed_tokens_per_s = 0.0
+        windows = model.scenario.consumers.deferrable_window_h
+        self.deferrable = {
+            d.workload: max(1, round(windows[d.workload] / model.step_hours))
+            for d in demand
+            if elastic and d.workload in windows
+        }
+        self.backlogs = {k: Backlog(w) for k, w in self.deferrable.items()}
+        self.benchmark_backlogs = {k: Backlog(w) for k, w in self.deferrable.items()}
         self.served_value_usd = 0.0
-        self._bids_by_workload: dict[str, Demand] = {}
+        self._bids: dict[str, Demand] = {}
+        self._benchmark_bids: dict[str, Demand] = {}
 
     # -- bidding ---------------------------------------------------------------
 
@@ -67,22 +111,17 @@ class ConsumerAgent(mesa.Agent):
     ) -> list[Demand]:
         """This step's demand for every workload of the node."""
         local = time_utc + timedelta(hours=self.utc_offset_h)
-        bids = [self._bid(d, local, years, noise_sigma) for d in self.base_demand]
-        self._bids_by_workload = {d.workload: d for d in bids}
-        return bids
+        self._bids, self._benchmark_bids = {}, {}
+        for demand in self.base_demand:
+            factor = self._factor(demand.workload, local, years, noise_sigma)
+            market, benchmark = self._bid(demand, factor)
+            self._bids[demand.workload] = market
+            self._benchmark_bids[demand.workload] = benchmark
+        return list(self._bids.values())
 
-    def _bid(self, demand: Demand, local: datetime, years: float, sigma) -> Demand:
-        factor = self._factor(demand.workload, local, years, sigma)
-        bids = tuple(
-            BidBlock(b.tokens_per_s * factor, b.value_usd_per_mtok) for b in demand.bids
-        )
-        hard = demand.tokens_per_s * factor
-        if demand.workload in self.backlogs:
-            return self._deferred(demand, hard, bids)
-        curve = self._curve(demand.workload)
-        elastic = sum(b.share for b in curve)
-        bids += tuple(BidBlock(hard * b.share, b.value_usd_per_mtok) for b in curve)
-        return Demand(demand.node, demand.workload, hard * (1.0 - elastic), bids)
+    def benchmark_bids(self) -> list[Demand]:
+        """This step's bids in the competitive benchmark's world."""
+        return list(self._benchmark_bids.values())
 
     def _factor(self, workload: str, local: datetime, years: float, sigma) -> float:
         behaviour = self.model.scenario.consumers
@@ -101,65 +140,61 @@ class ConsumerAgent(mesa.Agent):
             return ()
         return self.model.scenario.consumers.willingness_to_pay.get(workload, ())
 
-    def _deferred(self, demand: Demand, arriving: float, bids: tuple) -> Demand:
-        """Bid the backlog: what is due at the top value, the rest at the
-        recent mean price."""
-        backlog = self.backlogs[demand.workload]
-        step = self.model.steps
-        backlog.entries.append([step + backlog.window_steps - 1, arriving])
-        due = sum(x for last, x in backlog.entries if last <= step)
-        later = sum(x for last, x in backlog.entries if last > step)
-        curve = self._curve(demand.workload)
-        if not curve:
-            waiting = self._recent_price(backlog, math.inf)
-            return Demand(demand.node, demand.workload, due, (*bids, waiting(later)))
-        top = max(b.value_usd_per_mtok for b in curve)
-        waiting = self._recent_price(backlog, top)
-        blocks = (*bids, BidBlock(due, top), waiting(later))
-        return Demand(demand.node, demand.workload, 0.0, blocks)
+    def _along_curve(self, workload: str, amount: float):
+        """(hard part, bid blocks) of an amount bid along the workload's curve."""
+        curve = self._curve(workload)
+        elastic = sum(b.share for b in curve)
+        blocks = tuple(BidBlock(amount * b.share, b.value_usd_per_mtok) for b in curve)
+        return amount * (1.0 - elastic), blocks
 
-    @staticmethod
-    def _recent_price(backlog: _Backlog, cap: float):
-        prices = [p for p in backlog.recent_lmps if math.isfinite(p)]
-        value = min(sum(prices) / len(prices), cap) if prices else cap
-        if not math.isfinite(value):
-            # No price seen yet and no stated value: wait for one.
-            value = 0.0
-        return lambda tokens_per_s: BidBlock(tokens_per_s, value)
+    def _bid(self, demand: Demand, factor: float) -> tuple[Demand, Demand]:
+        """(market bid, benchmark bid) of one workload."""
+        own = tuple(
+            BidBlock(b.tokens_per_s * factor, b.value_usd_per_mtok) for b in demand.bids
+        )
+        amount = demand.tokens_per_s * factor
+        workload = demand.workload
+        if workload not in self.deferrable:
+            hard, blocks = self._along_curve(workload, amount)
+            bid = Demand(demand.node, workload, hard, own + blocks)
+            return bid, bid
+        curve = self._curve(workload)
+        top = max((b.value_usd_per_mtok for b in curve), default=math.inf)
+        bids = []
+        for backlog in (self.backlogs[workload], self.benchmark_backlogs[workload]):
+            due, later = backlog.add(self.model.steps, amount)
+            hard, blocks = self._along_curve(workload, due)
+            waiting = BidBlock(later, backlog.waiting_value(top))
+            bids.append(Demand(demand.node, workload, hard, (*own, *blocks, waiting)))
+        return bids[0], bids[1]
 
     # -- after the clearing ------------------------------------------------------
 
-    def observe(self, lmp_grid: np.ndarray, served_grid: np.ndarray) -> None:
-        """Value what was served; serve deferrable backlogs earliest deadline
-        first and drop what lapsed."""
+    def observe(
+        self,
+        lmp_grid: np.ndarray,
+        served_grid: np.ndarray,
+        benchmark: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Value what was served; settle the backlogs of the market and, given
+        its (lmp, served) grids, of the benchmark."""
+        market = self._shares(self._bids, served_grid)
+        self.served_value_usd = sum(self._value(k, *x) for k, x in market.items())
+        self._settle(self.backlogs, self._bids, market, lmp_grid)
+        if benchmark is not None:
+            shares = self._shares(self._benchmark_bids, benchmark[1])
+            self._settle(
+                self.benchmark_backlogs, self._benchmark_bids, shares, benchmark[0]
+            )
+
+    def _shares(self, bids: dict[str, Demand], served_grid: np.ndarray) -> dict:
         workloads = list(self.model.scenario.workloads)
         column = served_grid[:, self.node_index].tolist()
-        served = {
-            k: (x if x == x else 0.0)  # NaN (no service) counts as zero
+        return {
+            k: _allocate(bids[k], x if x == x else 0.0)  # NaN: nothing served
             for k, x in zip(workloads, column, strict=True)
-            if k in self._bids_by_workload
+            if k in bids
         }
-        shares = {k: self._allocate(k, x) for k, x in served.items()}
-        self.served_value_usd = sum(self._value(k, *x) for k, x in shares.items())
-        self._serve_backlogs(workloads, lmp_grid, shares)
-
-    def _allocate(self, workload: str, served_tokens_per_s: float):
-        """Split what a (workload, node) was served among its hard part and
-        bid blocks.
-
-        Bids are truthful, so a market at one price serves hard demand first
-        and then the blocks in order of value.
-        """
-        bid = self._bids_by_workload[workload]
-        hard = min(served_tokens_per_s, bid.tokens_per_s)
-        left = served_tokens_per_s - hard
-        blocks = [0.0] * len(bid.bids)
-        for i in sorted(
-            range(len(bid.bids)), key=lambda i: -bid.bids[i].value_usd_per_mtok
-        ):
-            blocks[i] = min(max(left, 0.0), bid.bids[i].tokens_per_s)
-            left -= blocks[i]
-        return hard, blocks
 
     def _own_blocks(self, workload: str) -> int:
         """How many of a workload's bid blocks are the scenario's own bids."""
@@ -168,56 +203,57 @@ class ConsumerAgent(mesa.Agent):
     def _value(self, workload: str, hard: float, blocks: list[float]) -> float:
         """What the served tokens are worth to the consumer, USD over the step.
 
-        Bid blocks count at their values, except deferred work, which is worth
-        the share-weighted mean of the workload's willingness to pay whichever
-        hour serves it. Hard demand is worth the scenario's shed penalty (its
-        value of lost load), or nothing when the scenario has none.
+        Bid blocks count at their values, except work served from the waiting
+        part of a backlog, which is worth the share-weighted mean of the
+        workload's willingness to pay (its bid is a price to wait for, not its
+        value). Hard demand is worth the scenario's shed penalty (its value of
+        lost load), or nothing when the scenario has none.
         """
         hard_value = self.model.scenario.shed_penalty_usd_per_mtok or 0.0
-        bids = self._bids_by_workload[workload].bids
-        if workload not in self.backlogs:
-            value = hard * hard_value
-            value += sum(
-                x * b.value_usd_per_mtok for x, b in zip(blocks, bids, strict=True)
-            )
-            return _usd(value, self.model.step_hours)
-        own = self._own_blocks(workload)
-        value = sum(
-            x * b.value_usd_per_mtok
-            for x, b in zip(blocks[:own], bids[:own], strict=True)
-        )
-        curve = self._curve(workload)
-        mean = hard_value
-        if curve:
-            total = sum(b.share for b in curve)
-            mean = sum(b.share * b.value_usd_per_mtok for b in curve) / total
-        value += (hard + sum(blocks[own:])) * mean
+        values = [b.value_usd_per_mtok for b in self._bids[workload].bids]
+        if workload in self.deferrable:
+            curve = self._curve(workload)
+            mean = hard_value
+            if curve:
+                total = sum(b.share for b in curve)
+                mean = sum(b.share * b.value_usd_per_mtok for b in curve) / total
+            values[-1] = mean
+        value = hard * hard_value
+        value += sum(x * v for x, v in zip(blocks, values, strict=True))
         return _usd(value, self.model.step_hours)
 
-    def _serve_backlogs(self, workloads, lmp_grid, shares) -> None:
-        step = self.model.steps
-        self.lapsed_tokens_per_s = 0.0
-        for workload, backlog in self.backlogs.items():
-            k = workloads.index(workload)
+    def _settle(self, backlogs, bids, shares, lmp_grid) -> None:
+        workloads = list(self.model.scenario.workloads)
+        for workload, backlog in backlogs.items():
             hard, blocks = shares[workload]
             served = hard + sum(blocks[self._own_blocks(workload) :])
-            backlog.recent_lmps.append(float(lmp_grid[k, self.node_index]))
-            while len(backlog.recent_lmps) > backlog.window_steps:
-                backlog.recent_lmps.popleft()
-            backlog.entries = deque(sorted(backlog.entries))
-            while backlog.entries and served > 0:
-                take = min(served, backlog.entries[0][1])
-                backlog.entries[0][1] -= take
-                served -= take
-                if backlog.entries[0][1] <= 1e-9:
-                    backlog.entries.popleft()
-            while backlog.entries and backlog.entries[0][0] <= step:
-                self.lapsed_tokens_per_s += backlog.entries.popleft()[1]
+            lmp = float(lmp_grid[workloads.index(workload), self.node_index])
+            backlog.settle(self.model.steps, served, lmp)
 
     @property
     def backlog_tokens_per_s(self) -> float:
-        """Deferrable work waiting, as tokens/s for one step each."""
-        return sum(x for b in self.backlogs.values() for _, x in b.entries)
+        """Deferrable work waiting in the market, as tokens/s for one step each."""
+        return sum(b.waiting_tokens_per_s for b in self.backlogs.values())
+
+    @property
+    def lapsed_tokens_per_s(self) -> float:
+        """Deferrable work that lapsed unserved in the market this step."""
+        return sum(b.lapsed_tokens_per_s for b in self.backlogs.values())
+
+
+def _allocate(bid: Demand, served_tokens_per_s: float):
+    """Split what a (workload, node) was served among its hard part and bid
+    blocks: a market at one price serves hard demand first, then the blocks in
+    order of value (bids are truthful)."""
+    hard = min(served_tokens_per_s, bid.tokens_per_s)
+    left = served_tokens_per_s - hard
+    blocks = [0.0] * len(bid.bids)
+    for i in sorted(
+        range(len(bid.bids)), key=lambda i: -bid.bids[i].value_usd_per_mtok
+    ):
+        blocks[i] = min(max(left, 0.0), bid.bids[i].tokens_per_s)
+        left -= blocks[i]
+    return hard, blocks
 
 
 def _usd(tokens_per_s_times_usd_per_mtok: float, step_hours: float) -> float:

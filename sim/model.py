@@ -163,11 +163,11 @@ class TokenFlowModel(mesa.Model):
         tick = self._lap("agents", tick)
 
         result = self.operator.clear(demand, offers)
-        competitive = self._competitive(demand, result)
+        competitive = self._competitive(result)
         self.last_result = result
         tick = self._lap("clearing", tick)
 
-        self._observe(result)
+        self._observe(result, competitive)
         self.ledger = settle(
             result,
             self.scenario,
@@ -214,13 +214,16 @@ class TokenFlowModel(mesa.Model):
             offers.update(provider.submit_offers(context))
         return offers
 
-    def _competitive(self, demand, result: ClearingResult) -> ClearingResult | None:
-        """The step cleared with truthful offers (the market itself when every
-        provider is truthful; None when the benchmark is off)."""
+    def _competitive(self, result: ClearingResult) -> ClearingResult | None:
+        """The step cleared with truthful offers in the benchmark's world (the
+        market itself when every provider is truthful; None when off)."""
         if not self.benchmark:
             return result if self._all_truthful() else None
         context = OfferContext(self.steps, self._cost_map(), self.rng)
         truthful = ladder(list(self.scenario.assets), context, 0.0)
+        demand = []
+        for consumer in self.agents_by_type[ConsumerAgent]:
+            demand.extend(consumer.benchmark_bids())
         return self.operator.clear_competitive(demand, truthful)
 
     def _all_truthful(self) -> bool:
@@ -254,10 +257,18 @@ class TokenFlowModel(mesa.Model):
     def _served_value(self) -> float:
         return sum(c.served_value_usd for c in self.agents_by_type[ConsumerAgent])
 
-    def _observe(self, result: ClearingResult) -> None:
-        lmp, (_, served) = result.lmp_grid, result.demand_grid
-        if result.status != "optimal":
-            # No market outcome: nothing was served.
-            served = served * 0.0
+    def _observe(self, result: ClearingResult, competitive) -> None:
+        lmp, served = _served(result)
+        benchmark = (lmp, served) if competitive is result else None
+        if competitive is not None and competitive is not result:
+            benchmark = _served(competitive)
         for consumer in self.agents_by_type[ConsumerAgent]:
-            consumer.observe(lmp, served)
+            consumer.observe(lmp, served, benchmark)
+
+
+def _served(result: ClearingResult):
+    """(LMP grid, served grid); nothing is served in a step that did not clear."""
+    served = result.demand_grid[1]
+    if result.status != "optimal":
+        served = served * 0.0
+    return result.lmp_grid, served

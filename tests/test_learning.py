@@ -329,3 +329,20 @@ def test_mesa_batch_run_sweeps_strategies_over_the_model():
     mean = last.groupby("markup")["mean_lmp_usd_per_mtok"].mean()
     assert mean[0.5] > mean[0.0]
     assert math.isfinite(mean[0.0])
+
+
+def test_the_benchmark_world_of_a_markup_run_is_the_truthful_run():
+    # A fixed markup draws nothing from the generator, so the markup run's
+    # benchmark (truthful offers, its own deferrable backlogs) must replay the
+    # truthful run of the same seed exactly.
+    scenario = load_scenario("us5")
+    marked = run_tables(simulate(scenario, 48, seed=3, strategy=Markup(0.3)))
+    truthful = run_tables(simulate(scenario, 48, seed=3, strategy=Truthful()))
+    assert marked["prices"]["competitive_lmp_usd_per_mtok"].to_numpy() == (
+        pytest.approx(truthful["prices"]["lmp_usd_per_mtok"].to_numpy(), rel=1e-9)
+    )
+    by_provider = marked["providers"].groupby("provider")["competitive_profit_usd"]
+    honest = truthful["providers"].groupby("provider")["profit_usd"]
+    assert by_provider.sum().to_numpy() == pytest.approx(
+        honest.sum().to_numpy(), rel=1e-6, abs=1e-3
+    )

@@ -41,7 +41,8 @@ class ProviderAgent(mesa.Agent):
 
     @property
     def markup(self) -> float:
-        return self.strategy.markup
+        """Mean markup over true cost of the GPUs offered this step."""
+        return self.strategy.offered_markup
 
     def submit_offers(self, context: OfferContext) -> dict[str, tuple[OfferBlock, ...]]:
         """This step's offers for every asset the provider owns."""

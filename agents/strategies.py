@@ -11,7 +11,9 @@ the model's seeded generator, so that a seed reproduces a run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,6 +25,12 @@ from scenarios.schema import Asset, OfferBlock
 
 class StrategyError(ValueError):
     """A strategy name or parameter that cannot be used."""
+
+
+# Bounds that keep offers within what the solver handles reliably.
+MAX_MARKUP = 100.0
+MAX_BLOCKS = 20
+MAX_LEVELS = 101
 
 
 @dataclass(frozen=True)
@@ -68,12 +76,23 @@ class Strategy(ABC):
         return
 
     @property
-    def markup(self) -> float:
-        """The markup over true cost offered this step (NaN: no single markup)."""
+    def offered_markup(self) -> float:
+        """The mean markup over true cost of the GPUs offered this step (NaN:
+        the strategy's offers have no markup, e.g. stated prices)."""
         return math.nan
 
     def describe(self) -> str:
-        return self.name
+        """The strategy as ``--strategy`` text, every parameter included."""
+        params = [
+            f"{f.name}={_text(getattr(self, f.name))}"
+            for f in dataclasses.fields(self)
+            if f.init
+        ]
+        return f"{self.name}:{','.join(params)}" if params else self.name
+
+
+def _text(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def ladder(
@@ -99,10 +118,17 @@ def ladder(
     return result
 
 
-def _whole(value: float, name: str) -> int:
-    if value != int(value) or value < 1:
-        raise StrategyError(f"{name}: must be a whole number >= 1, got {value:g}")
+def _whole(value: float, name: str, largest: int) -> int:
+    if not 1 <= value <= largest or value != int(value):
+        raise StrategyError(
+            f"{name}: must be a whole number from 1 to {largest}, got {value:g}"
+        )
     return int(value)
+
+
+def _ladder_mean(markup: float, blocks: int) -> float:
+    """Mean markup over the GPUs of a ladder: equal blocks at k/blocks."""
+    return markup * (blocks + 1) / (2 * blocks)
 
 
 @dataclass
@@ -115,7 +141,7 @@ class Truthful(Strategy):
         return ladder(assets, context, 0.0)
 
     @property
-    def markup(self) -> float:
+    def offered_markup(self) -> float:
         return 0.0
 
 
@@ -138,16 +164,18 @@ class Markup(Strategy):
     name = "markup"
 
     def __post_init__(self):
-        if not -1 <= self.markup < math.inf:
-            raise StrategyError(f"markup: must be finite and >= -1, got {self.markup}")
-        self.blocks = _whole(self.blocks, "blocks")
+        if not -1 <= self.markup <= MAX_MARKUP:
+            raise StrategyError(
+                f"markup: must be from -1 to {MAX_MARKUP:g}, got {self.markup}"
+            )
+        self.blocks = _whole(self.blocks, "blocks", MAX_BLOCKS)
 
     def offers(self, assets, context):
         return ladder(assets, context, self.markup, self.blocks)
 
-    def describe(self) -> str:
-        extra = f",blocks={self.blocks}" if self.blocks > 1 else ""
-        return f"markup:markup={self.markup:g}{extra}"
+    @property
+    def offered_markup(self) -> float:
+        return _ladder_mean(self.markup, self.blocks)
 
 
 @dataclass
@@ -165,11 +193,8 @@ class Withholding(Strategy):
         return ladder(assets, context, 0.0, share=self.share)
 
     @property
-    def markup(self) -> float:
+    def offered_markup(self) -> float:
         return 0.0
-
-    def describe(self) -> str:
-        return f"withholding:share={self.share:g}"
 
 
 @dataclass
@@ -199,19 +224,24 @@ class RothErev(Strategy):
     choice: int = field(init=False, default=0)
 
     def __post_init__(self):
-        self.levels = _whole(self.levels, "levels")
-        self.blocks = _whole(self.blocks, "blocks")
+        self.levels = _whole(self.levels, "levels", MAX_LEVELS)
+        self.blocks = _whole(self.blocks, "blocks", MAX_BLOCKS)
         if self.levels < 2:
             raise StrategyError(f"levels: must be at least 2, got {self.levels}")
         checks = {
-            "max_markup": 0 < self.max_markup < math.inf,
-            "recency": 0 <= self.recency <= 1,
-            "experimentation": 0 <= self.experimentation < 1,
-            "initial": self.initial > 0,
+            "max_markup": (
+                0 < self.max_markup <= MAX_MARKUP,
+                f"in (0, {MAX_MARKUP:g}]",
+            ),
+            "recency": (0 <= self.recency <= 1, "in [0, 1]"),
+            "experimentation": (0 <= self.experimentation < 1, "in [0, 1)"),
+            "initial": (0 < self.initial <= 1e6, "in (0, 1e6]"),
         }
-        for key, ok in checks.items():
+        for key, (ok, bounds) in checks.items():
             if not ok:
-                raise StrategyError(f"{key}: out of range, got {getattr(self, key)}")
+                raise StrategyError(
+                    f"{key}: must be {bounds}, got {getattr(self, key)}"
+                )
         self.propensities = np.full(self.levels, float(self.initial))
 
     @property
@@ -219,13 +249,18 @@ class RothErev(Strategy):
         return np.linspace(0.0, self.max_markup, self.levels)
 
     @property
-    def markup(self) -> float:
+    def chosen_markup(self) -> float:
+        """The markup level drawn this step (the top of its ladder)."""
         return float(self.markups[self.choice])
+
+    @property
+    def offered_markup(self) -> float:
+        return _ladder_mean(self.chosen_markup, self.blocks)
 
     def offers(self, assets, context):
         chances = self.propensities / self.propensities.sum()
         self.choice = int(context.rng.choice(self.levels, p=chances))
-        return ladder(assets, context, self.markup, self.blocks)
+        return ladder(assets, context, self.chosen_markup, self.blocks)
 
     def learn(self, outcome: Outcome) -> None:
         if not outcome.capacity_cost_usd > 0 or not math.isfinite(outcome.profit_usd):
@@ -237,12 +272,6 @@ class RothErev(Strategy):
         # A floor keeps every markup drawable, however long it went unchosen.
         self.propensities = np.maximum((1.0 - self.recency) * q + spill, 1e-12)
 
-    def describe(self) -> str:
-        return (
-            f"roth-erev:levels={self.levels},max_markup={self.max_markup:g},"
-            f"recency={self.recency:g},experimentation={self.experimentation:g}"
-        )
-
 
 STRATEGIES: dict[str, type[Strategy]] = {
     "truthful": Truthful,
@@ -253,25 +282,33 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def parse_strategy(text: str) -> Strategy:
-    """``markup:markup=0.3`` -> Markup(markup=0.3)."""
-    name, _, params = text.partition(":")
+_NUMBER = re.compile(r"^[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+
+
+def parse_strategy(text: str, where: str = "--strategy") -> Strategy:
+    """``markup:markup=0.3`` -> Markup(markup=0.3); ``where`` names the
+    source of the text in error messages."""
+    name, _, params = str(text).partition(":")
     name = name.strip()
     if name not in STRATEGIES:
         known = ", ".join(STRATEGIES)
-        raise StrategyError(f"--strategy: unknown strategy {name!r} (known: {known})")
+        raise StrategyError(f"{where}: unknown strategy {name!r} (known: {known})")
+    kind = STRATEGIES[name]
+    allowed = [f.name for f in dataclasses.fields(kind) if f.init]
     kwargs = {}
     for item in filter(None, (p.strip() for p in params.split(","))):
-        key, sep, value = item.partition("=")
-        try:
-            kwargs[key.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep:
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not _NUMBER.match(value):
+            raise StrategyError(f"{where} {name}: expected PARAM=NUMBER, got {item!r}")
+        if key not in allowed:
+            names = ", ".join(allowed) or "none"
             raise StrategyError(
-                f"--strategy {name}: expected PARAM=NUMBER, got {item!r}"
+                f"{where} {name}: unknown parameter {key!r} (parameters: {names})"
             )
+        if key in kwargs:
+            raise StrategyError(f"{where} {name}: {key} given twice")
+        kwargs[key] = float(value)
     try:
-        return STRATEGIES[name](**kwargs)
-    except TypeError as err:
-        raise StrategyError(f"--strategy {name}: {err}") from None
+        return kind(**kwargs)
+    except StrategyError as err:
+        raise StrategyError(f"{where} {name}: {err}") from None

@@ -126,7 +126,7 @@ class TokenFlowModel(mesa.Model):
             return copy.deepcopy(self.strategy)
         text = self.scenario.provider_strategies.get(owner, "truthful")
         try:
-            return parse_strategy(text)
+            return parse_strategy(text, where="strategy")
         except StrategyError as err:
             field = f"providers.{owner}.strategy"
             raise ScenarioError(self.scenario.source, field, str(err)) from None

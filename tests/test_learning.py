@@ -113,9 +113,36 @@ def test_strategy_text_reaches_learner_parameters_and_rejects_bad_ones():
         "markup:blocks=0",
         "markup:markup=inf",
         "roth-erev:speed=3",
+        "roth-erev:levels=1e9",
+        "markup:blocks=1000000",
+        "markup:markup=1e6",
+        "markup:markup=nan",
+        "markup:markup=1_0",
+        "markup:markup=0.3,markup=0.4",
     ):
         with pytest.raises(StrategyError):
             parse_strategy(bad)
+    with pytest.raises(StrategyError, match="parameters: markup, blocks"):
+        parse_strategy("markup:markup=0.3,foo=1")
+
+
+def test_describe_gives_text_that_parses_back_to_the_same_strategy():
+    for text in (
+        "truthful",
+        "markup:markup=0.3,blocks=3",
+        "withholding:share=0.5",
+        "roth-erev:blocks=3,initial=5,levels=6",
+    ):
+        strategy = parse_strategy(text)
+        again = parse_strategy(strategy.describe())
+        assert again.describe() == strategy.describe()
+    assert "initial=5" in parse_strategy("roth-erev:initial=5").describe()
+
+
+def test_a_ladder_reports_the_mean_markup_of_its_gpus():
+    # Blocks at 1/3, 2/3 and 3/3 of 0.6: mean 0.4.
+    assert Markup(markup=0.6, blocks=3).offered_markup == pytest.approx(0.4)
+    assert Markup(markup=0.6).offered_markup == pytest.approx(0.6)
 
 
 # -- the Roth-Erev rule, by hand ----------------------------------------------------
@@ -324,7 +351,7 @@ def test_mesa_batch_run_sweeps_strategies_over_the_model():
     )
     frame = pd.DataFrame(results)
     assert len(frame) == 2 * 2 * 4  # 4 collections: steps 0..3 of each run
-    frame["markup"] = frame["strategy"].map(lambda s: s.markup)
+    frame["markup"] = frame["strategy"].map(lambda s: s.offered_markup)
     last = frame[frame["Step"] == frame["Step"].max()]
     mean = last.groupby("markup")["mean_lmp_usd_per_mtok"].mean()
     assert mean[0.5] > mean[0.0]

@@ -139,7 +139,7 @@ def test_cli_strategy_errors_are_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "greedy" in err
     assert not out.exists()
     assert main([*args, "--strategy", "markup:markup=0.5"]) == 0
-    assert '"strategy": "markup:markup=0.5"' in capsys.readouterr().out
+    assert '"strategy": "markup:markup=0.5,blocks=1"' in capsys.readouterr().out
 
 
 def test_providers_section_sets_each_providers_strategy():

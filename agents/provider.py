@@ -53,10 +53,11 @@ class ProviderAgent(mesa.Agent):
     def book(self, revenue_usd: float, cost_usd: float, capacity_cost_usd: float):
         """Record this step's settlement and let the strategy learn from it.
 
-        NaN amounts mean the market did not clear: nothing is booked or learnt.
+        NaN amounts mean the market did not clear: nothing was bought or sold,
+        the step's money is recorded as NaN and nothing is learnt.
         """
         if math.isnan(revenue_usd) or math.isnan(cost_usd):
-            self.revenue_usd = self.cost_usd = 0.0
+            self.revenue_usd = self.cost_usd = math.nan
             return
         self.revenue_usd = revenue_usd
         self.cost_usd = cost_usd

@@ -122,13 +122,13 @@ def consumers(
     weekend = _per_workload(v, raw.get("weekend_factor"), "weekend_factor", workloads)
     growth = v.number(raw.get("growth_per_year", 0.0), "consumers.growth_per_year")
     v.check(
-        growth > -1,
+        -1 < growth <= 100,
         "consumers.growth_per_year",
-        f"must be > -1 (a fall of less than 100%), got {growth!r}",
+        f"must be > -1 (a fall of less than 100%) and <= 100, got {growth!r}",
     )
     return ConsumerBehaviour(
         weekend_factor={
-            k: v.number(x, f"consumers.weekend_factor.{k}", minimum=0.0)
+            k: _at_most(v, x, f"consumers.weekend_factor.{k}", 100.0)
             for k, x in weekend.items()
         },
         growth_per_year=growth,
@@ -163,10 +163,11 @@ def _curve(v: Validator, raw: Any, path: str) -> tuple[WillingnessBlock, ...]:
         v.no_unknown(entry, {"share", "value_usd_per_mtok"}, where)
         share = v.number(v.required(entry, "share", where), f"{where}.share")
         v.check(0 < share <= 1, f"{where}.share", f"must be in (0, 1], got {share!r}")
-        value = v.number(
+        value = _at_most(
+            v,
             v.required(entry, "value_usd_per_mtok", where),
             f"{where}.value_usd_per_mtok",
-            minimum=0.0,
+            MAX_VALUE_USD_PER_MTOK,
         )
         blocks.append(WillingnessBlock(share, value))
     v.check(bool(blocks), path, "must list at least one block")
@@ -177,6 +178,16 @@ def _curve(v: Validator, raw: Any, path: str) -> tuple[WillingnessBlock, ...]:
         f"shares add up to {total:g}; they must not exceed 1",
     )
     return tuple(blocks)
+
+
+# Bounds that keep the LP's coefficients within what GLOP solves reliably.
+MAX_VALUE_USD_PER_MTOK = 1e6
+
+
+def _at_most(v: Validator, raw: Any, path: str, largest: float) -> float:
+    value = v.number(raw, path, minimum=0.0)
+    v.check(value <= largest, path, f"must be <= {largest:g}, got {value!r}")
+    return value
 
 
 def _window(v: Validator, raw: Any, path: str) -> int:

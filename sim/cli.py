@@ -15,9 +15,14 @@ from scenarios import ScenarioError, load_scenario
 from sim import cli_experiments as experiments_cli
 from sim import cli_report, cli_sweep
 from sim.cli_support import UsageError, load_args, table
+from sim.model import DemandError
 from sim.output import OutputError, check_out_dir, json_safe
 
 logger = logging.getLogger(__name__)
+
+# Ten years of hourly steps: longer runs are refused rather than left to run
+# for days.
+MAX_HOURS = 87_600
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return args.handler(args)
-    except (ScenarioError, OutputError, UsageError) as err:
+    except (ScenarioError, OutputError, UsageError, DemandError) as err:
         print(f"tokenflow: error: {err}", file=sys.stderr)
         return 2
     except ClearingError as err:
@@ -194,8 +199,8 @@ def _cmd_simulate(args) -> int:
     from sim.output import save_run
     from sim.run import simulate
 
-    if args.hours < 1:
-        raise UsageError(f"--hours must be >= 1, got {args.hours}")
+    if not 1 <= args.hours <= MAX_HOURS:
+        raise UsageError(f"--hours must be from 1 to {MAX_HOURS}, got {args.hours}")
     scenario = load_args(args)
     if args.seed < 0:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
@@ -206,8 +211,8 @@ def _cmd_simulate(args) -> int:
         raise UsageError(str(err)) from None
     try:
         start = parse_start(args.start)
-    except (ValueError, TypeError) as err:
-        raise UsageError(f"--start: not an ISO 8601 time: {args.start!r}") from err
+    except ValueError as err:
+        raise UsageError(f"--start: {err}") from None
     try:
         design = MarketDesign(args.design, args.settlement, args.price_cap)
         design.zones_of(scenario)

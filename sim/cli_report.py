@@ -22,6 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--json", action="store_true", help="print the written files as a JSON list"
     )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(handler=report)
     return p
 
@@ -30,7 +31,9 @@ def report(args) -> int:
     from sim.run_report import ReportError, write_report
 
     try:
-        written = write_report(args.run_dir, overwrite=args.overwrite)
+        written = write_report(
+            args.run_dir, overwrite=args.overwrite, progress=not args.no_progress
+        )
     except ReportError as err:
         raise UsageError(str(err)) from None
     if args.json:

@@ -10,7 +10,6 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import mesa
-import pandas as pd
 
 from agents import ConsumerAgent, OperatorAgent, ProviderAgent
 from agents.costs import CostModel
@@ -25,23 +24,48 @@ from agents.strategies import (
 from markets import ClearingResult
 from markets.designs import MarketDesign
 from scenarios import ScenarioError
+from scenarios.loader import MAX_TOKENS_PER_S
 from scenarios.schema import Scenario
 from sim.ledger import StepLedger, mean_lmp_usd_per_mtok, settle
 from sim.recording import MODEL_REPORTERS, PROVIDER_REPORTERS, TABLES, record_tables
 
 logger = logging.getLogger(__name__)
 
+
+class DemandError(ValueError):
+    """Demand that grew beyond what the solver handles reliably."""
+
+
 # A Monday in January: weekdays come first and the season starts in winter.
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
 SECONDS_PER_YEAR = 365.25 * 86400
 
 
+# Runs start within these years, so that no step leaves the calendar.
+FIRST_YEAR, LAST_YEAR = 1900, 2200
+
+
 def parse_start(value: str | datetime) -> datetime:
-    """A start time as an aware UTC datetime; naive times are read as UTC."""
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return stamp.tz_convert("UTC").to_pydatetime()
+    """An ISO 8601 start time as an aware UTC datetime (naive times are UTC).
+
+    Raises ValueError for anything else, and for years outside 1900-2200.
+    """
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"not an ISO 8601 time such as 2026-01-05T00:00Z: {value!r}"
+            ) from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"not a time: {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(
+            f"the year must be from {FIRST_YEAR} to {LAST_YEAR}, got {value.year}"
+        )
+    return value.astimezone(UTC)
 
 
 class TokenFlowModel(mesa.Model):
@@ -65,12 +89,18 @@ class TokenFlowModel(mesa.Model):
         step_hours: float = 1.0,
         noise_sigma: float = 0.05,
         warm_start: bool = True,
-        strategy: Strategy | None = None,
+        strategy: Strategy | str | None = None,
         elastic: bool = True,
         benchmark: bool = True,
         design: MarketDesign | None = None,
     ):
         super().__init__(seed=seed)
+        if not 0 < step_hours <= 24:
+            raise ValueError(f"step_hours: must be in (0, 24], got {step_hours!r}")
+        if not 0 <= noise_sigma <= 2:
+            raise ValueError(f"noise_sigma: must be in [0, 2], got {noise_sigma!r}")
+        if isinstance(strategy, str):
+            strategy = parse_strategy(strategy, where="strategy")
         self.scenario = scenario
         self.seed_value = seed
         self.start = parse_start(start)
@@ -199,6 +229,15 @@ class TokenFlowModel(mesa.Model):
             demand.extend(
                 consumer.submit_bids(time, self.years_elapsed, self.noise_sigma)
             )
+        for d in demand:
+            offered = d.tokens_per_s + sum(b.tokens_per_s for b in d.bids)
+            if not offered <= MAX_TOKENS_PER_S:
+                raise DemandError(
+                    f"step {self.steps}: demand for {d.workload} at {d.node} reached "
+                    f"{offered:.3g} tokens/s, above the {MAX_TOKENS_PER_S:.0e} the "
+                    "solver handles reliably (check consumers.growth_per_year and "
+                    "weekend_factor)"
+                )
         return demand
 
     def _cost_map(self) -> dict[str, float]:

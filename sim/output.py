@@ -131,7 +131,9 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
     competitive = _weighted_mean(prices, "competitive_lmp_usd_per_mtok")
     unserved = steps["unserved_tokens_per_s"].astype(float)
     providers = tables["providers"]
-    by_provider = providers.groupby("provider")[["revenue_usd", "profit_usd"]].sum()
+    by_provider = providers.groupby("provider")[["revenue_usd", "profit_usd"]].sum(
+        min_count=1
+    )
     money = {
         column: _sum_or_none(steps[column])
         for column in (
@@ -155,9 +157,10 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
         "settlement": model.design.settlement,
         "price_cap_usd_per_gpu_hour": model.design.price_cap_usd_per_gpu_hour,
         **money,
-        "provider_profits_usd": float(providers["profit_usd"].sum()),
+        "provider_profits_usd": _sum_or_none(providers["profit_usd"]),
         "provider_profits_by_provider_usd": {
-            str(k): float(v) for k, v in by_provider["profit_usd"].items()
+            str(k): (None if math.isnan(v) else float(v))
+            for k, v in by_provider["profit_usd"].items()
         },
         "lerner_index_by_provider": {
             str(k): (

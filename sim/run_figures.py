@@ -91,7 +91,7 @@ def _day_key(frame: pd.DataFrame) -> tuple[pd.Series, str]:
 
 def _dates_if(ax, is_time: bool) -> None:
     if is_time:
-        locator = mdates.AutoDateLocator()
+        locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
 
@@ -117,10 +117,11 @@ def _panel_grid(fig, count: int, xlabel: str):
 
 
 def _same_everywhere(rows: pd.DataFrame) -> bool:
-    """True if every node has the same price in every step (lines overlap)."""
+    """True if every node has the same price in every step (lines overlap),
+    up to the clearing's tie-break offsets (about 1e-5 of a price)."""
     spread = rows.groupby("step")["lmp_usd_per_mtok"].agg(["min", "max"])
-    scale = max(float(rows["lmp_usd_per_mtok"].abs().max()), 1.0)
-    return bool(((spread["max"] - spread["min"]).dropna() <= 1e-9 * scale).all())
+    scale = max(float(rows["lmp_usd_per_mtok"].abs().max()), 1e-12)
+    return bool(((spread["max"] - spread["min"]).dropna() <= 1e-5 * scale).all())
 
 
 def price_series(prices: pd.DataFrame, fig=None):
@@ -139,25 +140,34 @@ def price_series(prices: pd.DataFrame, fig=None):
     x, xlabel = timeline(prices)
     panels = _panel_grid(fig, len(workloads), xlabel)
 
+    separate = False
     for ax, workload in zip(panels, workloads, strict=True):
         rows = prices[prices["workload"] == workload]
+        same = _same_everywhere(rows)
         for node, group in rows.groupby("node", sort=False):
             ax.plot(
                 x[group.index],
                 group["lmp_usd_per_mtok"],
-                color=colours[node],
+                color="0.2" if same else colours[node],
                 linewidth=1.1,
                 label=node,
             )
-        same = " (same price at every node)" if _same_everywhere(rows) else ""
-        ax.set_title(f"{workload}{same}", fontsize=10)
+            if same:
+                # Every node's line would lie on this one.
+                break
+        separate |= not same
+        title = " (same price at every node)" if same else ""
+        ax.set_title(f"{workload}{title}", fontsize=10)
         ax.set_ylabel("LMP (USD/Mtok)")
         ax.grid(alpha=0.3)
         _dates_if(ax, _has_time(prices))
 
-    handles = [Line2D([], [], color=colours[n], label=n) for n in nodes]
-    ncols = 1 if len(nodes) <= 12 else 2
-    fig.legend(handles=handles, title="node", loc="outside right upper", ncols=ncols)
+    if separate:
+        handles = [Line2D([], [], color=colours[n], label=n) for n in nodes]
+        ncols = 1 if len(nodes) <= 12 else 2
+        fig.legend(
+            handles=handles, title="node", loc="outside right upper", ncols=ncols
+        )
     fig.suptitle("Locational marginal prices by workload (USD per million tokens)")
     return fig
 
@@ -247,13 +257,14 @@ def congestion_heatmap(links: pd.DataFrame, ax=None):
     what = "mean utilisation of the day" if per_day else "utilisation"
     ax.figure.colorbar(image, ax=ax, aspect=30, label=f"{what} (flow / capacity)")
     red = "saturated in some hour of the day" if per_day else "saturated"
-    ax.legend(
-        handles=[Patch(facecolor="tab:red", label=red)],
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
-        frameon=False,
-        fontsize=8,
-    )
+    if saturated.to_numpy().any():
+        ax.legend(
+            handles=[Patch(facecolor="tab:red", label=red)],
+            loc="lower left",
+            bbox_to_anchor=(0.0, 1.0),
+            frameon=False,
+            fontsize=8,
+        )
     ax.set_title("Link congestion", loc="right", fontsize=10)
     return ax
 
@@ -336,10 +347,21 @@ def markup_series(providers: pd.DataFrame, ax=None):
     ax = _axes(ax)
     ax.axhline(0.0, color="0.4", linewidth=0.8, zorder=1)
     x, xlabel = timeline(providers)
+    styles = ["-", "--", ":", "-."]
+    drawn = 0
     for provider, group in providers.groupby("provider", sort=False):
         if group["markup"].isna().all():
             continue
-        ax.plot(x[group.index], 100.0 * group["markup"], label=provider, linewidth=1.2)
+        # Styles and widths differ so that providers offering the same markup
+        # stay visible on top of each other.
+        ax.plot(
+            x[group.index],
+            100.0 * group["markup"],
+            label=provider,
+            linestyle=styles[drawn % len(styles)],
+            linewidth=2.4 - 0.5 * (drawn % 3),
+        )
+        drawn += 1
     _dates_if(ax, _has_time(providers))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("offered markup over true cost (%)")

@@ -238,8 +238,20 @@ def _shortfall_section(run: RunData) -> list[str]:
     lines = ["## Unserved demand and infeasible hours", ""]
     if unserved is not None:
         lines.append(
-            f"- unserved demand: {_amount(unserved)} token-hours "
-            "(tokens/s short, summed over hours)"
+            f"- unserved demand: {_amount(unserved * 3600 / 1e6)} million tokens "
+            "(hard demand not served in hours that did not clear, or shed)"
+        )
+    lapsed = _value(s, "deferred_lapsed_token_hours")
+    if lapsed is not None:
+        lines.append(
+            f"- deferred work that lapsed unserved: {_amount(lapsed * 3600 / 1e6)} "
+            "million tokens"
+        )
+    if s.get("elastic_demand") is False:
+        lines.append(
+            "- demand was bid as hard demand (--inelastic): it has no stated "
+            "value, so consumer surplus and welfare count it at the shed penalty "
+            "or at zero and are not comparable with elastic runs"
         )
     lines.append(f"- infeasible steps: {infeasible:g} of {steps}")
     if degenerate is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from tqdm import tqdm
 
 from sim import run_figures as rf
 from sim import run_map
@@ -210,6 +211,16 @@ def _check_targets(run_dir: Path, overwrite: bool) -> None:
         _check_target(figures / name, overwrite)
 
 
+def _check_writable(path: Path) -> None:
+    """Fail before drawing if the file could not be written."""
+    probe = path.with_name(f".{path.name}.probe")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ReportError(path, f"cannot be written: {err.strerror or err}") from None
+
+
 def _save(drawn, path: Path) -> Path:
     """Save an Axes' or a Figure's figure as PNG and close it."""
     figure = getattr(drawn, "figure", None) or drawn
@@ -222,23 +233,30 @@ def _save(drawn, path: Path) -> Path:
     return path
 
 
-def _draw_all(run: RunData):
-    """Draw and save every figure whose data is there; note the others."""
+def _draw_all(run: RunData, progress: bool = False):
+    """Draw and save every figure whose data is there; note the others.
+
+    A figure left out this time is removed if an earlier report drew it, so
+    that the folder matches report.md.
+    """
     folder = run.run_dir / FIGURE_DIR
     written, shown, skipped = [], [], []
-    for spec in FIGURES:
+    for spec in tqdm(FIGURES, desc="report", unit="figure", disable=not progress):
         try:
             drawn = spec.draw(run)
         except FigureDataError as err:
             logger.info("report: %s left out: %s", spec.name, err)
             skipped.append((spec.name, str(err)))
+            (folder / spec.name).unlink(missing_ok=True)
             continue
         written.append(_save(drawn, folder / spec.name))
         shown.append((spec.name, spec.heading, spec.sentence(run)))
     return written, shown, skipped
 
 
-def write_report(run_dir: str | Path, overwrite: bool = False) -> list[Path]:
+def write_report(
+    run_dir: str | Path, overwrite: bool = False, progress: bool = False
+) -> list[Path]:
     """Write RUN_DIR/figures/*.png and RUN_DIR/report.md; return their paths.
 
     Raises ReportError, naming the path, when the folder, summary.json or a
@@ -252,8 +270,10 @@ def write_report(run_dir: str | Path, overwrite: bool = False) -> list[Path]:
         figures.mkdir(exist_ok=True)
     except OSError as err:
         raise ReportError(figures, f"cannot be created: {err.strerror}") from None
+    _check_writable(run.run_dir / REPORT_NAME)
+    _check_writable(figures / FIGURES[0].name)
 
-    written, shown, skipped = _draw_all(run)
+    written, shown, skipped = _draw_all(run, progress)
     report = run.run_dir / REPORT_NAME
     try:
         report.write_text(report_markdown(run, shown, skipped), encoding="utf-8")

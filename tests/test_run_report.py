@@ -527,7 +527,7 @@ def test_report_numbers_match_the_tables(run):
     assert f"| VA-IL | {len(SATURATED_STEPS)} |" in _line(text, "| VA-IL |")
     assert f"{rent:,.2f}" in _line(text, "| VA-IL |")
     unserved = steps["unserved_tokens_per_s"].sum()
-    assert f"{unserved:,.0f} token-hours" in text
+    assert f"{unserved * 3600 / 1e6:,.0f} million tokens" in text
     assert "- infeasible steps: 1 of 30" in text
     assert f"{len(SATURATED_STEPS)} of {STEPS} link-hours were saturated" in text
 

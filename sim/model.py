@@ -95,8 +95,8 @@ class TokenFlowModel(mesa.Model):
         design: MarketDesign | None = None,
     ):
         super().__init__(seed=seed)
-        if not 0 < step_hours <= 24:
-            raise ValueError(f"step_hours: must be in (0, 24], got {step_hours!r}")
+        if not 0 < step_hours <= 8784:
+            raise ValueError(f"step_hours: must be in (0, 8784], got {step_hours!r}")
         if not 0 <= noise_sigma <= 2:
             raise ValueError(f"noise_sigma: must be in [0, 2], got {noise_sigma!r}")
         if isinstance(strategy, str):

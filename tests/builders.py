@@ -393,3 +393,30 @@ def markets(
         token_equivalent_bits=draw(st.sampled_from((100, 400, 1000))),
         max_routes=draw(st.sampled_from((1, 2, 4))),
     )
+
+
+def one_node_market(pools, demand_tokens_per_s: float, value=None) -> Scenario:
+    """One node A, one workload `bulk` (1000 tokens/s per GPU, flat profile).
+
+    pools: (asset id, GPUs, cost USD/GPU-h, owner). With ``value`` the demand
+    is one elastic bid block at that value (USD/Mtok) instead of hard demand.
+    """
+    from scenarios import scenario_from_dict
+
+    entry = {"node": "A", "workload": "bulk", "tokens_per_s": demand_tokens_per_s}
+    if value is not None:
+        block = {"tokens_per_s": demand_tokens_per_s, "value_usd_per_mtok": value}
+        entry = {"node": "A", "workload": "bulk", "tokens_per_s": 0, "bids": [block]}
+    bulk = {"latency_limit_ms": 100, "bits_per_token": 100, "profile": "flat"}
+    return scenario_from_dict(
+        {
+            "name": "one",
+            "bandwidth_model": "transfer",
+            "token_equivalent_bits": 400,
+            "nodes": {"A": {"lat": 0, "lon": 0}},
+            "asset_types": {"g": {"tokens_per_s_per_gpu": {"bulk": 1000}}},
+            "assets": [asset_dict(i, "A", "g", g, c, owner=o) for i, g, c, o in pools],
+            "workloads": {"bulk": bulk},
+            "demand": [entry],
+        }
+    )

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from builders import one_node_market
 
 from markets.designs import (
     DesignClearing,
@@ -74,21 +75,8 @@ def test_zonal_design_needs_zones():
 
 
 def _one_node():
-    pool = {"node": "A", "type": "g", "gpus": 1000}
-    return scenario_from_dict(
-        {
-            "name": "one",
-            "bandwidth_model": "transfer",
-            "token_equivalent_bits": 400,
-            "nodes": {"A": {"lat": 0, "lon": 0}},
-            "asset_types": {"g": {"tokens_per_s_per_gpu": {"bulk": 1000}}},
-            "assets": [
-                {**pool, "id": "cheap", "cost_usd_per_gpu_hour": 2.0, "owner": "p1"},
-                {**pool, "id": "dear", "cost_usd_per_gpu_hour": 3.0, "owner": "p2"},
-            ],
-            "workloads": {"bulk": {"latency_limit_ms": 100, "bits_per_token": 100}},
-            "demand": [{"node": "A", "workload": "bulk", "tokens_per_s": 1.5e6}],
-        }
+    return one_node_market(
+        [("cheap", 1000, 2.0, "p1"), ("dear", 1000, 3.0, "p2")], 1.5e6
     )
 
 

@@ -8,6 +8,7 @@ import mesa
 import numpy as np
 import pandas as pd
 import pytest
+from builders import one_node_market
 
 from agents.strategies import (
     Markup,
@@ -19,7 +20,7 @@ from agents.strategies import (
     ladder,
     parse_strategy,
 )
-from scenarios import load_scenario, scenario_from_dict
+from scenarios import load_scenario
 from scenarios.schema import Asset
 from sim import TokenFlowModel, run_tables, simulate
 
@@ -30,48 +31,8 @@ def usd_per_mtok(price_usd_per_gpu_hour: float, tokens_per_s_per_gpu: float) -> 
     return price_usd_per_gpu_hour / (tokens_per_s_per_gpu * 3600) * 1e6
 
 
-def _market(pools: list[tuple[str, float, float, str]], demand: float, value=None):
-    """One node, flat demand of one workload (1000 tokens/s per GPU).
-
-    pools: (asset id, GPUs, cost USD/GPU-h, owner). With ``value`` the demand
-    is one elastic bid block at that value instead of hard demand.
-    """
-    entry = {"node": "A", "workload": "bulk", "tokens_per_s": demand}
-    if value is not None:
-        entry = {
-            "node": "A",
-            "workload": "bulk",
-            "tokens_per_s": 0,
-            "bids": [{"tokens_per_s": demand, "value_usd_per_mtok": value}],
-        }
-    return scenario_from_dict(
-        {
-            "name": "one",
-            "bandwidth_model": "transfer",
-            "token_equivalent_bits": 400,
-            "nodes": {"A": {"lat": 0, "lon": 0}},
-            "asset_types": {"g": {"tokens_per_s_per_gpu": {"bulk": 1000}}},
-            "assets": [
-                {
-                    "id": i,
-                    "node": "A",
-                    "type": "g",
-                    "gpus": g,
-                    "cost_usd_per_gpu_hour": c,
-                    "owner": o,
-                }
-                for i, g, c, o in pools
-            ],
-            "workloads": {
-                "bulk": {
-                    "latency_limit_ms": 100,
-                    "bits_per_token": 100,
-                    "profile": "flat",
-                }
-            },
-            "demand": [entry],
-        }
-    )
+def _market(pools, demand: float, value=None):
+    return one_node_market(pools, demand, value)
 
 
 def _context(costs: dict[str, float], seed: int = 0) -> OfferContext:

@@ -183,6 +183,13 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
         "deferred_lapsed_token_hours": float(
             steps["deferred_lapsed_tokens_per_s"].sum() * model.step_hours
         ),
+        # Work still waiting when the run ends is in no money total; welfare
+        # comparisons of short runs should look at it.
+        "deferred_waiting_at_end_token_hours": float(
+            steps["deferred_backlog_tokens_per_s"].iloc[-1] * model.step_hours
+        )
+        if len(steps)
+        else 0.0,
         "infeasible_steps": int((steps["status"] != "optimal").sum()),
         "degenerate_steps": int(steps["degenerate"].sum()),
     }

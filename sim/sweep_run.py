@@ -33,6 +33,7 @@ METRICS = (
     "mean_price_dispersion",
     "unserved_token_hours",
     "deferred_lapsed_token_hours",
+    "deferred_waiting_at_end_token_hours",
     "infeasible_steps",
 )
 

@@ -16,12 +16,15 @@ limits every offer price.
 
 Redispatch is paid at offer prices: an asset run more than the market
 schedule is paid its offer for the extra GPUs; one run less pays back its
-offer for the GPUs it did not run. So the redispatch cost is the offer cost
-of the physical dispatch minus that of the market schedule (plus the change
-in transfer charges). It is never negative: the zonal market is a relaxation
-of the network the physical dispatch must respect (up to the LP's tie-break
-offsets, about 1e-5 of prices). Work the network cannot deliver is shed at
-``REDISPATCH_SHED_USD_PER_MTOK`` and reported as unserved.
+offer for the GPUs it did not run. Tokens the network cannot deliver (the
+redispatch sheds them at ``REDISPATCH_SHED_USD_PER_MTOK``) are reported as
+unserved, and consumers pay only for what is delivered, the operator
+refunding the rest. The redispatch cost is the offer cost of the physical
+dispatch minus that of the market schedule, plus the change in transfer
+charges, plus that refund. When the network can deliver the whole schedule it
+is never negative: the zonal market is a relaxation of the network the
+physical dispatch must respect (up to the LP's tie-break offsets, about 1e-5
+of prices).
 """
 
 from __future__ import annotations
@@ -367,7 +370,23 @@ class DesignResult:
             self.physical.transfer_charges_usd_per_h
             - self.market.transfer_charges_usd_per_h
         )
-        return float(self.redispatch_payments_usd_per_h.sum()) + transfer
+        payments = float(self.redispatch_payments_usd_per_h.sum())
+        return payments + transfer + self.undelivered_refund_usd_per_h
+
+    @cached_property
+    def undelivered_refund_usd_per_h(self) -> float:
+        """What consumers paid the market for tokens the network could not
+        deliver, returned to them by the operator (USD/h)."""
+        if not self._zonal or self.physical is None:
+            return 0.0
+        sold = self.market.settlement.consumer_payments_usd_per_h
+        return sold - self._delivered_payments_usd_per_h
+
+    @cached_property
+    def _delivered_payments_usd_per_h(self) -> float:
+        _, served = self.demand_grid
+        payments = np.nansum(self.lmp_grid * served)
+        return float(payments) * 3600.0 / 1e6
 
     @cached_property
     def asset_revenue_usd_per_h(self) -> np.ndarray:
@@ -388,8 +407,12 @@ class DesignResult:
         if self.status != "optimal":
             return Settlement(math.nan, math.nan, math.nan, math.nan)
         market = self.market.settlement
+        payments = market.consumer_payments_usd_per_h
+        if self._zonal:
+            # Consumers pay their zone's price for what is delivered to them.
+            payments = self._delivered_payments_usd_per_h
         return Settlement(
-            consumer_payments_usd_per_h=market.consumer_payments_usd_per_h,
+            consumer_payments_usd_per_h=payments,
             provider_revenues_usd_per_h=float(self.asset_revenue_usd_per_h.sum()),
             transfer_charges_usd_per_h=self.transfer_charges_usd_per_h,
             congestion_rents_usd_per_h=market.congestion_rents_usd_per_h,

@@ -21,7 +21,13 @@ def _rss_mib() -> float:
 def _timed(sweep: Sweep, workers: int) -> float:
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        counts = run_sweep(sweep, Path(folder) / "out", workers=workers, progress=False)
+        counts = run_sweep(
+            sweep,
+            Path(folder) / "out",
+            workers=workers,
+            progress=False,
+            in_process=False,
+        )
         elapsed = time.perf_counter() - start
     if counts.runs_failed:
         raise RuntimeError(f"{counts.runs_failed} benchmark runs failed")
@@ -30,8 +36,8 @@ def _timed(sweep: Sweep, workers: int) -> float:
 
 def memory_growth(runs: int = 300, every: int = 50) -> list[tuple[int, float]]:
     """Sweep-process RSS after every ``every`` finished runs of a long sweep of
-    short two-node runs (one worker process, so only the sweep's own
-    bookkeeping and writing are in this process)."""
+    short two-node runs on two worker processes, so that only the sweep's own
+    bookkeeping and writing are in this process."""
     sweep = sweep_from_dict(
         {
             "name": "memory",
@@ -64,7 +70,7 @@ def run_sweep_bench(sweep: Sweep, workers: int = 2, memory_runs: int = 300) -> s
         f"{60 * runs / parallel:6.1f} runs per minute "
         f"(speed-up {serial / parallel:.2f}x)",
     ]
-    samples = memory_growth(memory_runs)
+    samples = memory_growth(memory_runs, every=max(memory_runs // 6, 1))
     first = samples[0][1] if samples else float("nan")
     lines.append(
         f"sweep process memory over {memory_runs} short runs (2 workers): "

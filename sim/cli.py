@@ -15,14 +15,10 @@ from scenarios import ScenarioError, load_scenario
 from sim import cli_experiments as experiments_cli
 from sim import cli_report, cli_sweep
 from sim.cli_support import UsageError, load_args, table
-from sim.model import DemandError
+from sim.model import MAX_HOURS, DemandError
 from sim.output import OutputError, check_out_dir, json_safe
 
 logger = logging.getLogger(__name__)
-
-# Ten years of hourly steps: longer runs are refused rather than left to run
-# for days.
-MAX_HOURS = 87_600
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace report.md and figures of an earlier sweep report",
+        help="replace sweep-report.md and figures of an earlier sweep report",
     )
     p.add_argument("--json", action="store_true", help="print the written files")
     p.set_defaults(handler=sweep_report)
@@ -64,8 +64,8 @@ def bench_sweep(args) -> int:
     from sim.bench_sweep import run_sweep_bench
     from sim.sweep_spec import SweepError, load_sweep
 
-    if args.workers < 2 or args.memory_runs < 50:
-        raise UsageError("--workers must be >= 2 and --memory-runs >= 50")
+    if args.workers < 2 or args.memory_runs < 100:
+        raise UsageError("--workers must be >= 2 and --memory-runs >= 100")
     try:
         spec = load_sweep(args.sweep_file)
     except SweepError as err:
@@ -75,7 +75,7 @@ def bench_sweep(args) -> int:
 
 
 def sweep(args) -> int:
-    from sim.sweep import SweepOutputError, run_sweep
+    from sim.sweep import SchedulerError, SweepOutputError, run_sweep
     from sim.sweep_spec import SweepError, load_sweep
 
     if args.workers is not None and args.workers < 1:
@@ -90,7 +90,7 @@ def sweep(args) -> int:
             scheduler=args.scheduler,
             progress=not args.no_progress,
         )
-    except (SweepError, SweepOutputError) as err:
+    except (SweepError, SweepOutputError, SchedulerError) as err:
         raise UsageError(str(err)) from None
     elapsed = time.perf_counter() - start
     body = {**counts.to_dict(), "out": str(args.out), "elapsed_s": round(elapsed, 2)}

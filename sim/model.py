@@ -41,8 +41,10 @@ DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
 SECONDS_PER_YEAR = 365.25 * 86400
 
 
-# Runs start within these years, so that no step leaves the calendar.
+# Runs start within these years, so that no step leaves the calendar, and
+# last at most ten years of hourly steps.
 FIRST_YEAR, LAST_YEAR = 1900, 2200
+MAX_HOURS = 87_600
 
 
 def parse_start(value: str | datetime) -> datetime:

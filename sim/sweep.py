@@ -20,9 +20,12 @@ import json
 import logging
 import multiprocessing
 import os
+import re
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,9 @@ from sim.sweep_spec import PARAMETERS, RunSpec, Sweep
 logger = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_WORKER = 2
+# More processes than this per core only add memory: each holds its solvers.
+MAX_WORKERS_PER_CORE = 4
+_ADDRESS = re.compile(r"^(tcp|tls)://[^\s:/]+:\d{1,5}$")
 ROW_SCHEMA = pa.schema(
     [("run_id", pa.string()), ("seed", pa.int64()), ("hours", pa.int64())]
     + [(f"param_{p}", pa.string()) for p in PARAMETERS]
@@ -57,6 +63,10 @@ class SweepOutputError(ValueError):
         super().__init__(f"{path}: --out {reason}")
 
 
+class SchedulerError(ValueError):
+    """A --scheduler that cannot be used."""
+
+
 @dataclass
 class SweepCounts:
     runs_total: int
@@ -69,7 +79,20 @@ class SweepCounts:
 
 
 def prepare_out(out: Path, sweep: Sweep) -> None:
-    """Create the dataset folder, or check an existing one holds this sweep."""
+    """Create the dataset folder, or check an existing one holds this sweep.
+
+    A sweep of the same name may have changed (a seed added, hours changed):
+    its manifest is replaced, and finished runs that are no longer part of it
+    stay on disk but are left out of results and reports. A damaged run file
+    is moved to ``damaged/`` so that the run is done again.
+    """
+    try:
+        _prepare_out(out, sweep)
+    except OSError as err:
+        raise SweepOutputError(out, f"cannot be used: {err}") from None
+
+
+def _prepare_out(out: Path, sweep: Sweep) -> None:
     manifest = out / "sweep.json"
     if out.exists() and not out.is_dir():
         raise SweepOutputError(out, "is a file, not a folder")
@@ -86,6 +109,9 @@ def prepare_out(out: Path, sweep: Sweep) -> None:
             raise SweepOutputError(
                 out, f"holds sweep {name!r}, not {sweep.name!r}; choose another folder"
             )
+    for folder in ("runs", "failed"):
+        if (out / folder).exists() and not (out / folder).is_dir():
+            raise SweepOutputError(out, f"holds a file named {folder}; not a sweep")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "failed").mkdir(exist_ok=True)
     for stale in (out / "runs").glob(".*.tmp"):
@@ -93,8 +119,34 @@ def prepare_out(out: Path, sweep: Sweep) -> None:
     runs = [
         {"run_id": r.run_id, "seed": r.seed, "params": r.params} for r in sweep.runs()
     ]
+    ids = {r["run_id"] for r in runs}
+    _set_aside_damaged(out, ids)
+    others = [p for p in (out / "runs").glob("*.parquet") if p.stem not in ids]
+    if others:
+        logger.warning(
+            "%s: %d finished runs are not part of this sweep (it changed); they "
+            "stay in runs/ but are left out of results and reports",
+            out,
+            len(others),
+        )
     body = {"name": sweep.name, "source": sweep.source, "runs": runs}
     _write_atomic(manifest, json.dumps(body, indent=1).encode())
+
+
+def _set_aside_damaged(out: Path, ids: set[str]) -> None:
+    """Move unreadable run files to damaged/ so that their runs are redone."""
+    for path in (out / "runs").glob("*.parquet"):
+        if path.stem not in ids:
+            continue
+        try:
+            metadata = pq.read_metadata(path)
+            ok = metadata.num_rows == 1
+        except (OSError, pa.ArrowException):
+            ok = False
+        if not ok:
+            (out / "damaged").mkdir(exist_ok=True)
+            os.replace(path, out / "damaged" / path.name)
+            logger.warning("%s is damaged; moved to damaged/ and run again", path)
 
 
 def finished_ids(out: Path) -> set[str]:
@@ -109,12 +161,15 @@ def run_sweep(
     scheduler: str | None = None,
     progress: bool = True,
     monitor=None,
+    in_process: bool = True,
 ) -> SweepCounts:
     """Run every unfinished run of the sweep and write each as it finishes.
 
-    ``monitor``, if given, is called with the counts after every run.
+    ``monitor``, if given, is called with the counts after every run;
+    ``in_process`` False runs even a single worker in its own process.
     """
     out = Path(out)
+    check_scheduler(scheduler)
     prepare_out(out, sweep)
     specs = sweep.runs()
     done = finished_ids(out)
@@ -129,17 +184,28 @@ def run_sweep(
     )
     if not todo:
         return counts
-    workers = workers or os.cpu_count() or 1
+    cores = os.cpu_count() or 1
+    workers = min(workers or cores, len(todo), MAX_WORKERS_PER_CORE * cores)
     bar = tqdm(total=len(todo), unit="run", desc=sweep.name, disable=not progress)
     bar.monitor = monitor
     try:
         if scheduler is None:
-            _run_local(todo, out, workers, counts, bar)
+            _run_local(todo, out, workers, counts, bar, in_process)
         else:
             _run_dask(todo, out, workers, scheduler, counts, bar)
     finally:
         bar.close()
     return counts
+
+
+def check_scheduler(scheduler: str | None) -> None:
+    """``local``, a Dask address such as tcp://HOST:8786, or None."""
+    if scheduler is None or scheduler == "local" or _ADDRESS.match(scheduler):
+        return
+    raise SchedulerError(
+        f"--scheduler {scheduler!r}: must be 'local' or a Dask address such as "
+        "tcp://HOST:8786"
+    )
 
 
 def _record(out: Path, spec: RunSpec, outcome, counts: SweepCounts, bar) -> None:
@@ -165,28 +231,66 @@ def _record(out: Path, spec: RunSpec, outcome, counts: SweepCounts, bar) -> None
         bar.monitor(counts)
 
 
-def _run_local(todo: list[RunSpec], out, workers: int, counts, bar) -> None:
-    if workers == 1:
+def _run_local(
+    todo: list[RunSpec], out, workers: int, counts, bar, in_process: bool = True
+) -> None:
+    if workers == 1 and in_process:
         for spec in todo:
             _record(out, spec, _attempt(spec.to_dict()), counts, bar)
         return
-    context = multiprocessing.get_context("spawn")
     queue = list(reversed(todo))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        running = {}
-        try:
-            while queue or running:
-                while queue and len(running) < workers * IN_FLIGHT_PER_WORKER:
-                    spec = queue.pop()
-                    running[pool.submit(_attempt, spec.to_dict())] = spec
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    _record(out, running.pop(future), future.result(), counts, bar)
-        except BaseException:
-            for future in running:
-                future.cancel()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    while queue:
+        queue = _pool_pass(queue, out, workers, counts, bar)
+
+
+def _pool_pass(queue: list[RunSpec], out, workers: int, counts, bar) -> list:
+    """Run the queue on one process pool; if a worker process dies, record its
+    runs as failed and return what was not started, for a fresh pool."""
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_watch_parent,
+        initargs=(os.getpid(),),
+    )
+    running = {}
+    try:
+        while queue or running:
+            while queue and len(running) < workers * IN_FLIGHT_PER_WORKER:
+                spec = queue.pop()
+                running[pool.submit(_attempt, spec.to_dict())] = spec
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                spec = running.pop(future)
+                try:
+                    outcome = future.result()
+                except BrokenProcessPool:
+                    logger.warning("a worker process died; restarting the pool")
+                    lost = [spec, *running.values()]
+                    for run in lost:
+                        error = "the worker process running it died"
+                        _record(out, run, ("error", {"error": error}), counts, bar)
+                    return queue
+                _record(out, spec, outcome, counts, bar)
+    except BaseException:
+        for future in running:
+            future.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return queue
+
+
+def _watch_parent(parent: int) -> None:
+    """In a worker: exit as soon as the sweep process is gone (even if it was
+    killed), so that no worker outlives it."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _run_dask(todo: list[RunSpec], out, workers: int, scheduler: str, counts, bar):
@@ -210,7 +314,12 @@ def _run_dask(todo: list[RunSpec], out, workers: int, scheduler: str, counts, ba
         )
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as err:
+            raise SchedulerError(
+                f"--scheduler {scheduler}: no Dask scheduler answers there ({err})"
+            ) from None
     try:
         queue = list(reversed(todo))
         running = as_completed()
@@ -255,10 +364,25 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
+def manifest_ids(out: str | Path) -> list[str] | None:
+    """Run ids of the sweep in the folder, in file order (None if unreadable)."""
+    try:
+        body = json.loads((Path(out) / "sweep.json").read_text(encoding="utf-8"))
+        return [run["run_id"] for run in body["runs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def read_results(out: str | Path) -> pd.DataFrame:
-    """All finished runs of a sweep folder, one row per run, by run id."""
+    """The finished runs of the folder's sweep, one row per run, by run id.
+
+    Runs of an earlier version of the sweep that are no longer part of it are
+    left out.
+    """
     runs = Path(out) / "runs"
-    files = sorted(runs.glob("*.parquet"))
+    ids = manifest_ids(out)
+    keep = None if ids is None else set(ids)
+    files = sorted(p for p in runs.glob("*.parquet") if keep is None or p.stem in keep)
     if not files:
         return pd.DataFrame({f.name: pd.Series(dtype=object) for f in ROW_SCHEMA})
     table = pa.concat_tables(pq.read_table(f, schema=ROW_SCHEMA) for f in files)
@@ -266,10 +390,18 @@ def read_results(out: str | Path) -> pd.DataFrame:
 
 
 def read_failures(out: str | Path) -> list[dict]:
-    failed = Path(out) / "failed"
-    return [
-        json.loads(p.read_text(encoding="utf-8")) for p in sorted(failed.glob("*.json"))
-    ]
+    """Errors of the sweep's runs that failed the last time they ran."""
+    ids = manifest_ids(out)
+    keep = None if ids is None else set(ids)
+    failures = []
+    for path in sorted((Path(out) / "failed").glob("*.json")):
+        if keep is not None and path.stem not in keep:
+            continue
+        try:
+            failures.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            logger.warning("%s cannot be read; left out", path)
+    return failures
 
 
 def timed_sweep(sweep: Sweep, out, workers: int, **kwargs) -> tuple[SweepCounts, float]:

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import re
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
 
 from sim.sweep import read_failures, read_results  # noqa: E402
 from sim.sweep_spec import PARAMETERS  # noqa: E402
@@ -60,11 +62,17 @@ def write_sweep_report(out: str | Path, overwrite: bool = False) -> list[Path]:
     """Write OUT/figures/sweep-*.png and OUT/sweep-report.md; return them."""
     out = Path(out)
     manifest = _manifest(out)
-    results = read_results(out)
+    try:
+        results = read_results(out)
+    except (OSError, pa.ArrowException) as err:
+        raise SweepReportError(out / "runs", f"cannot be read: {err}") from None
     if results.empty:
         raise SweepReportError(out, "no finished runs yet; run the sweep first")
+    results = _with_defaults(results, manifest)
     report = out / "sweep-report.md"
     figures = out / "figures"
+    if figures.exists() and not figures.is_dir():
+        raise SweepReportError(figures, "is a file, not a folder; it is not replaced")
     swept = _swept(manifest)
     planned = _planned_figures(results, swept)
     targets = [figures / name for name in planned] + [report]
@@ -87,14 +95,37 @@ def write_sweep_report(out: str | Path, overwrite: bool = False) -> list[Path]:
 
 def _manifest(out: Path) -> dict:
     path = out / "sweep.json"
-    if not out.is_dir():
+    if not out.exists():
         raise SweepReportError(out, "no such folder")
+    if not out.is_dir():
+        raise SweepReportError(out, "is a file, not a sweep folder")
     if not path.is_file():
         raise SweepReportError(path, "missing: not a tokenflow sweep folder")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise SweepReportError(path, f"cannot be read: {err}") from err
+        body = json.loads(path.read_text(encoding="utf-8"))
+        runs = body["runs"]
+        body["order"] = [r["run_id"] for r in runs]
+        return body
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SweepReportError(path, f"cannot be read as a sweep: {err!r}") from None
+
+
+_DEFAULTS = {"design": "nodal", "settlement": "pay-as-clear"}
+
+
+def _with_defaults(results: pd.DataFrame, manifest: dict) -> pd.DataFrame:
+    """Rows in the sweep file's order; a default design or settlement, which
+    run ids leave out, written back in; other unset parameters as '-'."""
+    order = {run_id: i for i, run_id in enumerate(manifest["order"])}
+    results = results.assign(_order=results["run_id"].map(order))
+    results = results.sort_values("_order").drop(columns="_order")
+    for name in PARAMETERS:
+        column = f"param_{name}"
+        if name in _DEFAULTS:
+            results[column] = results[column].fillna(_DEFAULTS[name])
+        elif results[column].notna().any():
+            results[column] = results[column].fillna("-")
+    return results.reset_index(drop=True)
 
 
 def _swept(manifest: dict) -> list[str]:
@@ -123,16 +154,20 @@ def numeric_axis(results: pd.DataFrame, param: str) -> tuple[str, pd.Series] | N
     if len(heads) != 1:
         return None
     name, key = heads.pop()
-    return f"{name} {key}", matches.map(lambda m: float(m.group(3)))
+    label = key if key == name else f"{name} {key}"
+    return f"{label} (strategy {name}:{key}=...)", matches.map(
+        lambda m: float(m.group(3))
+    )
 
 
 def _groups(results: pd.DataFrame, swept: list[str]) -> pd.DataFrame:
     """Mean, std, min, max and count of every metric per swept combination."""
     keys = [f"param_{p}" for p in swept] or ["hours"]
     grouped = results.groupby(keys, dropna=False, sort=False)
+    # Groups in the sweep file's order (results are sorted that way).
     stats = grouped[list(METRICS)].agg(["mean", "std", "min", "max"])
     stats[("seeds", "")] = grouped["seed"].count()
-    return stats.sort_index()
+    return stats
 
 
 def _planned_figures(results: pd.DataFrame, swept: list[str]) -> dict:
@@ -179,6 +214,9 @@ def _against(results, swept, param, axis):
             )
         ax.set_xlabel(x_name)
         ax.set_ylabel(METRICS[metric])
+        # Absolute values: an offset would dress up differences below the
+        # LP's precision as a trend.
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
     if others:
         axes[0][-1].legend(fontsize=8)
@@ -229,10 +267,17 @@ def _bars(results, swept):
         _label(dict(zip(swept, v if isinstance(v, tuple) else (v,), strict=True)))
         for v in stats.index
     ]
-    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(11, 4.5), layout="constrained")
+    height = max(4.5, 1.5 + 0.35 * len(labels))
+    fig, axes = plt.subplots(
+        1, len(PLOTTED), figsize=(13, height), layout="constrained", sharey=True
+    )
+    wrapped = [textwrap.fill(label, 40) for label in labels]
     for ax, metric in zip(axes, PLOTTED, strict=True):
-        ax.barh(labels, stats[(metric, "mean")], xerr=stats[(metric, "std")].fillna(0))
+        ax.barh(wrapped, stats[(metric, "mean")], xerr=stats[(metric, "std")].fillna(0))
         ax.set_xlabel(METRICS[metric])
+        ax.tick_params(axis="y", labelsize=8)
+        ax.invert_yaxis()
+    fig.suptitle("Runs by parameter set (mean across seeds, bars: one std)")
     return fig
 
 
@@ -288,4 +333,4 @@ def _num(value: float) -> str:
         return "0"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
-    return f"{value:.4g}"
+    return f"{value:,.4g}"

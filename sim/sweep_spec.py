@@ -44,7 +44,7 @@ from agents.strategies import StrategyError, parse_strategy
 from markets.designs import DesignError, MarketDesign
 from scenarios import ScenarioError, bundled_scenarios, load_scenario, with_overrides
 from scenarios.schema import Scenario
-from sim.model import parse_start
+from sim.model import MAX_HOURS, parse_start
 
 PARAMETERS = (
     "strategy",
@@ -162,9 +162,11 @@ def sweep_from_dict(data: Any, source: str = "<dict>", base: Path = Path()) -> S
     name = check.text(top.get("name"), "name")
     ref, text = _scenario_ref(check, top.get("scenario"), base)
     hours = check.whole(top.get("hours"), "hours")
+    check.that(hours <= MAX_HOURS, "hours", f"must be at most {MAX_HOURS}")
     seeds = top.get("seeds")
     check.that(isinstance(seeds, list) and seeds, "seeds", "must be a non-empty list")
     seeds = tuple(check.whole(s, f"seeds[{i}]", minimum=0) for i, s in enumerate(seeds))
+    check.that(max(seeds) < 2**32, "seeds", "each seed must be below 2**32")
     check.that(len(set(seeds)) == len(seeds), "seeds", "lists a seed twice")
     start = str(top.get("start", "2026-01-05T00:00Z"))
     try:
@@ -236,10 +238,42 @@ def _points(check, top: dict) -> tuple[dict, ...]:
             point = {**run, **dict(zip(keys, combo, strict=True))}
             clash = set(run) & set(keys)
             check.that(not clash, "runs", f"sets {sorted(clash)} also in grid")
-            points.append(point)
+            points.append(_normal(check, point))
     seen = [_canonical(p) for p in points]
     check.that(len(set(seen)) == len(seen), "grid", "gives the same run twice")
     return tuple(points)
+
+
+_NUMBERS = ("demand_scale", "link_capacity_scale", "price_cap_usd_per_gpu_hour")
+_DEFAULTS = {"design": "nodal", "settlement": "pay-as-clear"}
+
+
+def _normal(check, point: dict) -> dict:
+    """One spelling per run: numbers as floats, defaults left out, types checked."""
+    normal = {}
+    for key, value in point.items():
+        where = f"{key} {value!r}"
+        if key in _NUMBERS:
+            check.that(
+                isinstance(value, int | float) and not isinstance(value, bool),
+                where,
+                "must be a number",
+            )
+            value = float(value)
+        elif key == "owners":
+            check.that(
+                isinstance(value, int) and not isinstance(value, bool),
+                where,
+                "must be a whole number",
+            )
+        elif key in ("latency_limits", "provider_strategies"):
+            check.that(isinstance(value, dict), where, "must be a mapping")
+        elif value is not None:
+            check.that(isinstance(value, str), where, "must be text")
+        if _DEFAULTS.get(key) == value:
+            continue
+        normal[key] = value
+    return normal
 
 
 def _unknown_parameter() -> str:

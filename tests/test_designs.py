@@ -234,3 +234,23 @@ def test_a_simulated_uncongested_market_prices_alike_under_every_design(us5_zone
         prices[design] = tables["prices"]["lmp_usd_per_mtok"].to_numpy()
     assert prices["zonal"] == pytest.approx(prices["nodal"], rel=1e-6)
     assert prices["uniform"] == pytest.approx(prices["nodal"], rel=1e-6)
+
+
+@pytest.mark.parametrize("design", ["zonal", "uniform"])
+def test_undelivered_tokens_are_not_charged(us5_zoned, design):
+    # Every link closed: the zonal market sells what the network cannot carry.
+    closed = dataclasses.replace(
+        us5_zoned,
+        links=tuple(dataclasses.replace(x, capacity_gbps=0.0) for x in us5_zoned.links),
+    )
+    result = _clear(closed, MarketDesign(design))
+    assert result.unserved_total_tokens_per_s > 0
+    _, served = result.demand_grid
+    delivered = float(np.nansum(result.lmp_grid * served)) * 3600 / 1e6
+    s = result.settlement
+    assert s.consumer_payments_usd_per_h == pytest.approx(delivered, rel=1e-9)
+    assert result.undelivered_refund_usd_per_h > 0
+    assert s.merchandising_surplus_usd_per_h == pytest.approx(
+        s.congestion_rents_usd_per_h - result.redispatch_cost_usd_per_h,
+        abs=1e-6 * s.consumer_payments_usd_per_h,
+    )

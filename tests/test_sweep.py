@@ -82,6 +82,12 @@ def test_runs_combine_with_the_grid():
         ({"start": "yesterday"}, "start", "ISO 8601"),
         ({"elastic": "yes"}, "elastic", "true or false"),
         ({"colour": "blue"}, "colour", "unknown field"),
+        ({"hours": 10**8}, "hours", "at most"),
+        ({"seeds": [2**40]}, "seeds", "below 2**32"),
+        ({"grid": {"price_cap_usd_per_gpu_hour": ["5"]}}, "price_cap", "number"),
+        ({"grid": {"latency_limits": [5]}}, "latency_limits", "mapping"),
+        ({"grid": {"link_capacity_scale": [True]}}, "link_capacity", "number"),
+        ({"grid": {"demand_scale": [1, 1.0]}}, "grid", "same run twice"),
     ],
 )
 def test_bad_sweep_files_name_the_field_and_reason(change, field, words):
@@ -246,7 +252,7 @@ def test_sweep_report_tables_the_grid_and_draws_against_the_markup(tmp_path):
     run_sweep(sweep_from_dict(_tiny()), out, workers=1, progress=False)
     results = read_results(out)
     name, x = numeric_axis(results, "strategy")
-    assert name == "markup markup"
+    assert name.startswith("markup (strategy markup:markup=")
     assert sorted(set(x)) == [0.0, 0.5]
     written = write_sweep_report(out)
     assert (out / "figures" / "sweep-strategy.png") in written
@@ -258,3 +264,36 @@ def test_sweep_report_tables_the_grid_and_draws_against_the_markup(tmp_path):
     with pytest.raises(ValueError, match="--overwrite"):
         write_sweep_report(out)
     assert write_sweep_report(out, overwrite=True)
+
+
+def test_a_changed_sweep_leaves_its_old_runs_out_of_results(tmp_path):
+    out = tmp_path / "out"
+    run_sweep(sweep_from_dict(_tiny()), out, workers=1, progress=False)
+    longer = sweep_from_dict(_tiny(hours=4))
+    counts = run_sweep(longer, out, workers=1, progress=False)
+    assert (counts.runs_done, counts.runs_skipped) == (4, 0)
+    assert len(list((out / "runs").glob("*.parquet"))) == 8
+    results = read_results(out)
+    assert len(results) == 4 and set(results["hours"]) == {4}
+
+
+def test_a_damaged_run_file_is_set_aside_and_run_again(tmp_path):
+    sweep = sweep_from_dict(_tiny())
+    out = tmp_path / "out"
+    run_sweep(sweep, out, workers=1, progress=False)
+    before = read_results(out)
+    victim = sorted((out / "runs").glob("*.parquet"))[1]
+    victim.write_bytes(victim.read_bytes()[:20])
+    counts = run_sweep(sweep, out, workers=1, progress=False)
+    assert (counts.runs_done, counts.runs_skipped) == (1, 3)
+    assert (out / "damaged" / victim.name).exists()
+    pd.testing.assert_frame_equal(read_results(out), before)
+
+
+def test_a_bad_or_silent_scheduler_is_a_clear_error(tmp_path):
+    from sim.sweep import SchedulerError
+
+    sweep = sweep_from_dict(_tiny())
+    with pytest.raises(SchedulerError, match="must be 'local' or a Dask address"):
+        run_sweep(sweep, tmp_path / "a", scheduler="foo", progress=False)
+    assert not (tmp_path / "a").exists()

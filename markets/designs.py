@@ -86,7 +86,7 @@ class MarketDesign:
             return dict.fromkeys(scenario.nodes, UNIFORM_ZONE)
         if not scenario.zones:
             raise DesignError(
-                f"design zonal: scenario {scenario.name} has no zones section"
+                f"design zonal: {scenario.source} has no zones section (node -> zone)"
             )
         return dict(scenario.zones)
 
@@ -401,6 +401,17 @@ class DesignResult:
     @cached_property
     def transfer_charges_usd_per_h(self) -> float:
         return (self.physical or self.market).transfer_charges_usd_per_h
+
+    @cached_property
+    def retained_usd_per_h(self) -> float:
+        """What pay-as-bid keeps: sellers' clearing-price revenue less their
+        offer prices (0 under pay-as-clear)."""
+        if self.status != "optimal":
+            return math.nan
+        if self._clearing.design.settlement != "pay-as-bid":
+            return 0.0
+        clearing = self.market.asset_revenue_usd_per_h.sum()
+        return float(clearing - self.market.asset_offer_cost_usd_per_h.sum())
 
     @cached_property
     def settlement(self) -> Settlement:

@@ -92,6 +92,11 @@ class ClearingResult:
         return np.where(used > 0, np.nan_to_num(price) * used, 0.0)
 
     @property
+    def retained_usd_per_h(self) -> float:
+        """Pay-as-clear keeps nothing back from sellers."""
+        return 0.0 if self.status == "optimal" else math.nan
+
+    @property
     def redispatch_cost_usd_per_h(self) -> float:
         """A nodal market is dispatched as cleared: no redispatch."""
         return 0.0 if self.status == "optimal" else math.nan

@@ -198,7 +198,8 @@ def _window(v: Validator, raw: Any, path: str) -> int:
 
 def zones(v: Validator, top: dict, nodes: dict) -> dict[str, str]:
     """The zone of every node, for the zonal market design."""
-    raw = v.mapping(top.get("zones") or {}, "zones")
+    raw = top.get("zones")
+    raw = {} if raw is None else v.mapping(raw, "zones")
     for node in raw:
         v.reference(node, f"zones.{node}", nodes)
     if raw:

@@ -7,6 +7,7 @@ is NaN: nothing was bought or sold.
                           = congestion rents (MODEL.md identity 4) under nodal
                             pay-as-clear; less the redispatch cost under zonal
                             and uniform designs; plus what pay-as-bid keeps
+                            (retained_usd)
     consumer surplus      = stated value of the demand served - consumer payments
     provider profit       = provider revenue - true cost of the GPUs run
     welfare               = consumer surplus + provider profits + merchandising surplus
@@ -39,6 +40,7 @@ class StepLedger:
     transfer_charges_usd: float
     congestion_rents_usd: float
     redispatch_cost_usd: float = 0.0
+    retained_usd: float = 0.0
     revenue_by_provider_usd: dict[str, float] = field(default_factory=dict)
     cost_by_provider_usd: dict[str, float] = field(default_factory=dict)
 
@@ -84,7 +86,7 @@ def settle(
     if result.status != "optimal":
         nan = math.nan
         return StepLedger(
-            *[nan] * 7,
+            *[nan] * 8,
             revenue_by_provider_usd=dict.fromkeys(owners, nan),
             cost_by_provider_usd=dict.fromkeys(owners, nan),
         )
@@ -106,6 +108,7 @@ def settle(
         transfer_charges_usd=settlement.transfer_charges_usd_per_h * step_hours,
         congestion_rents_usd=settlement.congestion_rents_usd_per_h * step_hours,
         redispatch_cost_usd=result.redispatch_cost_usd_per_h * step_hours,
+        retained_usd=result.retained_usd_per_h * step_hours,
         revenue_by_provider_usd=by_revenue,
         cost_by_provider_usd=by_cost,
     )

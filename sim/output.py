@@ -173,6 +173,7 @@ def summarise(model, tables: dict[str, pd.DataFrame]) -> dict:
         "merchandising_surplus_usd": _sum_or_none(steps["merchandising_surplus_usd"]),
         "welfare_usd": _sum_or_none(steps["welfare_usd"]),
         "redispatch_cost_usd": _sum_or_none(steps["redispatch_cost_usd"]),
+        "pay_as_bid_retained_usd": _sum_or_none(steps["pay_as_bid_retained_usd"]),
         "mean_price_dispersion": _mean_or_none(steps["price_dispersion"]),
         "mean_lmp_usd_per_mtok": mean_lmp,
         "mean_competitive_lmp_usd_per_mtok": competitive,

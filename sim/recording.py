@@ -101,6 +101,7 @@ MODEL_REPORTERS = {
     "merchandising_surplus_usd": _ledger("merchandising_surplus_usd"),
     "welfare_usd": _ledger("welfare_usd"),
     "redispatch_cost_usd": _ledger("redispatch_cost_usd"),
+    "pay_as_bid_retained_usd": _ledger("retained_usd"),
     "price_dispersion": lambda m: price_dispersion(m.last_result.lmp_grid),
     "unserved_tokens_per_s": lambda m: m.last_result.unserved_total_tokens_per_s,
     "mean_lmp_usd_per_mtok": "mean_lmp_usd_per_mtok",

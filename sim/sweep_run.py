@@ -26,6 +26,7 @@ METRICS = (
     "congestion_rents_usd",
     "merchandising_surplus_usd",
     "redispatch_cost_usd",
+    "pay_as_bid_retained_usd",
     "welfare_usd",
     "mean_lmp_usd_per_mtok",
     "mean_competitive_lmp_usd_per_mtok",

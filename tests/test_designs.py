@@ -254,3 +254,21 @@ def test_undelivered_tokens_are_not_charged(us5_zoned, design):
         s.congestion_rents_usd_per_h - result.redispatch_cost_usd_per_h,
         abs=1e-6 * s.consumer_payments_usd_per_h,
     )
+
+
+def test_pay_as_bid_identity_holds_every_step_of_a_simulation(us5_zoned):
+    from sim import run_tables, simulate
+
+    design = MarketDesign("zonal", "pay-as-bid")
+    steps = run_tables(simulate(us5_zoned, 12, seed=2, design=design))["steps"]
+    surplus = (
+        steps["congestion_rents_usd"]
+        - steps["redispatch_cost_usd"]
+        + steps["pay_as_bid_retained_usd"]
+    )
+    assert steps["pay_as_bid_retained_usd"].min() > 0
+    assert np.allclose(
+        steps["merchandising_surplus_usd"],
+        surplus,
+        atol=1e-4 * steps["consumer_payments_usd"].max(),
+    )

@@ -84,7 +84,12 @@ class ConsumerAgent(mesa.Agent):
     """
 
     def __init__(
-        self, model: mesa.Model, node: str, demand: list[Demand], elastic: bool = True
+        self,
+        model: mesa.Model,
+        node: str,
+        demand: list[Demand],
+        elastic: bool = True,
+        benchmark_world: bool = False,
     ):
         super().__init__(model)
         self.node = node
@@ -99,7 +104,11 @@ class ConsumerAgent(mesa.Agent):
             if elastic and d.workload in windows
         }
         self.backlogs = {k: Backlog(w) for k, w in self.deferrable.items()}
-        self.benchmark_backlogs = {k: Backlog(w) for k, w in self.deferrable.items()}
+        # Only a separate benchmark clearing needs the benchmark's own backlog.
+        self.benchmark_world = benchmark_world
+        self.benchmark_backlogs = {
+            k: Backlog(w) for k, w in self.deferrable.items() if benchmark_world
+        }
         self.served_value_usd = 0.0
         self._bids: dict[str, Demand] = {}
         self._benchmark_bids: dict[str, Demand] = {}
@@ -161,12 +170,15 @@ class ConsumerAgent(mesa.Agent):
         curve = self._curve(workload)
         top = max((b.value_usd_per_mtok for b in curve), default=math.inf)
         bids = []
-        for backlog in (self.backlogs[workload], self.benchmark_backlogs[workload]):
+        backlogs = [self.backlogs[workload]]
+        if self.benchmark_world:
+            backlogs.append(self.benchmark_backlogs[workload])
+        for backlog in backlogs:
             due, later = backlog.add(self.model.steps, amount)
             hard, blocks = self._along_curve(workload, due)
             waiting = BidBlock(later, backlog.waiting_value(top))
             bids.append(Demand(demand.node, workload, hard, (*own, *blocks, waiting)))
-        return bids[0], bids[1]
+        return bids[0], bids[-1]
 
     # -- after the clearing ------------------------------------------------------
 
@@ -181,7 +193,7 @@ class ConsumerAgent(mesa.Agent):
         market = self._shares(self._bids, served_grid)
         self.served_value_usd = sum(self._value(k, *x) for k, x in market.items())
         self._settle(self.backlogs, self._bids, market, lmp_grid)
-        if benchmark is not None:
+        if benchmark is not None and self.benchmark_world:
             shares = self._shares(self._benchmark_bids, benchmark[1])
             self._settle(
                 self.benchmark_backlogs, self._benchmark_bids, shares, benchmark[0]

@@ -127,23 +127,30 @@ class TokenFlowModel(mesa.Model):
         )
 
     def _create_agents(self, warm_start: bool, benchmark: bool) -> None:
+        by_owner = defaultdict(list)
+        for asset in self.scenario.assets:
+            by_owner[asset.owner].append(asset)
+        strategies = {owner: self._strategy_of(owner) for owner in sorted(by_owner)}
+        # With every provider truthful the benchmark is the market itself.
+        self.benchmark = benchmark and not all(
+            isinstance(s, Truthful) for s in strategies.values()
+        )
+
         by_node = defaultdict(list)
         for demand in self.scenario.demand:
             by_node[demand.node].append(demand)
         for node in self.scenario.nodes:
             if by_node[node]:
-                ConsumerAgent(self, node, by_node[node], elastic=self.elastic)
+                ConsumerAgent(
+                    self,
+                    node,
+                    by_node[node],
+                    elastic=self.elastic,
+                    benchmark_world=self.benchmark,
+                )
+        for owner, strategy in strategies.items():
+            ProviderAgent(self, owner, by_owner[owner], strategy)
 
-        by_owner = defaultdict(list)
-        for asset in self.scenario.assets:
-            by_owner[asset.owner].append(asset)
-        for owner in sorted(by_owner):
-            ProviderAgent(self, owner, by_owner[owner], self._strategy_of(owner))
-
-        # With every provider truthful the benchmark is the market itself.
-        self.benchmark = benchmark and not all(
-            isinstance(p.strategy, Truthful) for p in self.agents_by_type[ProviderAgent]
-        )
         self.operator = OperatorAgent(
             self, warm_start=warm_start, benchmark=self.benchmark, design=self.design
         )

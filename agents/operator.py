@@ -29,7 +29,9 @@ class OperatorAgent(mesa.Agent):
         self.design = design
         self.clearing = DesignClearing(model.scenario, design, warm_start=warm_start)
         self.benchmark = (
-            DesignClearing(model.scenario, design, warm_start=warm_start)
+            DesignClearing(
+                model.scenario, design, warm_start=warm_start, compare_last=False
+            )
             if benchmark
             else None
         )

@@ -20,12 +20,18 @@ class Clearing:
     The GLOP model is built once; `update` writes new demands and offers into
     it and `solve` restarts the dual simplex from the previous basis. A change
     of shape (a new demand pair, a different number of blocks) rebuilds it.
-    With ``warm_start=False`` every solve starts from scratch.
+    With ``warm_start=False`` every solve starts from scratch. With
+    ``compare_last=False`` degenerate optima are priced at the next token
+    without checking that the last token's prices agree (one solve fewer),
+    for clearings whose `degenerate` flag nobody reads.
     """
 
-    def __init__(self, scenario: Scenario, *, warm_start: bool = True):
+    def __init__(
+        self, scenario: Scenario, *, warm_start: bool = True, compare_last: bool = True
+    ):
         self.scenario = scenario
         self.warm_start = warm_start
+        self.compare_last = compare_last
         self._demand = {(d.workload, d.node): d for d in scenario.demand}
         self._offers = {a.id: a.stated_offers() for a in scenario.assets}
         self._model = ClearingModel(scenario, self._demand, self._offers)
@@ -61,7 +67,9 @@ class Clearing:
     def solve(self) -> ClearingResult:
         """Clear the market as it stands now."""
         try:
-            raw = self._model.solve(cold=not self.warm_start)
+            raw = self._model.solve(
+                cold=not self.warm_start, compare_last=self.compare_last
+            )
         except ClearingError:
             # GLOP could not decide; a market that the feasibility LP shows to
             # be short is reported as infeasible, anything else is an error.

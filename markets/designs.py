@@ -180,7 +180,12 @@ class DesignClearing:
     """
 
     def __init__(
-        self, scenario: Scenario, design: MarketDesign, *, warm_start: bool = True
+        self,
+        scenario: Scenario,
+        design: MarketDesign,
+        *,
+        warm_start: bool = True,
+        compare_last: bool = True,
     ):
         self.scenario = scenario
         self.design = design
@@ -188,15 +193,17 @@ class DesignClearing:
         self._demand = list(scenario.demand)
         self._offers = design.cap({a.id: a.stated_offers() for a in scenario.assets})
         self.physical = None
+        options = {"warm_start": warm_start, "compare_last": compare_last}
         if design.design == "nodal":
-            self.market = Clearing(scenario, warm_start=warm_start)
+            self.market = Clearing(scenario, **options)
         else:
             merged, self.link_to_pool = zonal_scenario(scenario, self.zones)
-            self.market = Clearing(merged, warm_start=warm_start)
+            self.market = Clearing(merged, **options)
             shed = dataclasses.replace(
                 scenario, shed_penalty_usd_per_mtok=REDISPATCH_SHED_USD_PER_MTOK
             )
-            self.physical = Clearing(shed, warm_start=warm_start)
+            # Only the market's prices are reported as degenerate or not.
+            self.physical = Clearing(shed, warm_start=warm_start, compare_last=False)
         if design.price_cap_usd_per_gpu_hour is not None:
             self.update()
 

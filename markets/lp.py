@@ -410,8 +410,13 @@ class ClearingModel:
 
     # -- solve -----------------------------------------------------------------
 
-    def solve(self, *, cold: bool = False) -> RawSolution:
-        """Solve from the previous basis (or from scratch) and read it out."""
+    def solve(self, *, cold: bool = False, compare_last: bool = True) -> RawSolution:
+        """Solve from the previous basis (or from scratch) and read it out.
+
+        With ``compare_last`` False a degenerate optimum is priced at the next
+        token without the extra solve that compares it with the last token's
+        prices; ``degenerate`` then only says that the optimum was degenerate.
+        """
         if cold:
             self._build_solver(self.demand, self.offers)
         code = self.solver.Solve(self.params)
@@ -442,6 +447,9 @@ class ClearingModel:
         next_ok = self._solve_perturbed(+NEXT_TOKEN_MTOK_S)
         if next_ok:
             self._read_duals(solution)
+            if not compare_last:
+                self._perturb_demand(0.0)
+                return solution
         self._solve_perturbed(-NEXT_TOKEN_MTOK_S)
         if not next_ok:
             self._read_duals(solution)

@@ -78,7 +78,7 @@ def link_table(links: pd.DataFrame) -> pd.DataFrame:
         }
     )
     if "congestion_rent_usd" in frame:
-        table["congestion_rent_usd"] = grouped["congestion_rent_usd"].sum()
+        table["congestion_rent_usd"] = grouped["congestion_rent_usd"].sum(min_count=1)
     return table.sort_values(
         ["hours_saturated", "mean_utilisation"], ascending=False, kind="stable"
     )
@@ -88,14 +88,17 @@ def provider_table(run: RunData) -> pd.DataFrame:
     """Per provider: revenue, cost, profit over the run, and what else is known."""
     providers = run.providers
     grouped = providers.groupby("provider", sort=False)
-    table = grouped[["revenue_usd", "cost_usd", "profit_usd"]].sum()
+    # min_count: a provider with money in no cleared hour shows n/a, not 0.
+    table = grouped[["revenue_usd", "cost_usd", "profit_usd"]].sum(min_count=1)
     lerner = run.summary.get("lerner_index_by_provider")
     if isinstance(lerner, dict) and lerner:
         table["lerner_index"] = pd.Series(lerner, dtype=float)
     if _has_values(providers, "markup"):
         table["mean_markup"] = grouped["markup"].mean()
     if _has_values(providers, "competitive_profit_usd"):
-        table["competitive_profit_usd"] = grouped["competitive_profit_usd"].sum()
+        table["competitive_profit_usd"] = grouped["competitive_profit_usd"].sum(
+            min_count=1
+        )
     return table
 
 
@@ -174,6 +177,13 @@ def _money_section(run: RunData) -> list[str]:
             _note(f"summary.json has no value for {key}; its line is left out")
             continue
         rows.append([label, usd_text(value)])
+    if not rows:
+        return [
+            "## Money (USD over the run)",
+            "",
+            "No hour cleared, so no money changed hands.",
+            "",
+        ]
     return ["## Money (USD over the run)", "", *_table(["item", "USD"], rows), ""]
 
 

@@ -170,6 +170,8 @@ def run_sweep(
     """
     out = Path(out)
     check_scheduler(scheduler)
+    if scheduler not in (None, "local"):
+        _probe(scheduler)
     prepare_out(out, sweep)
     specs = sweep.runs()
     done = finished_ids(out)
@@ -206,6 +208,24 @@ def check_scheduler(scheduler: str | None) -> None:
         f"--scheduler {scheduler!r}: must be 'local' or a Dask address such as "
         "tcp://HOST:8786"
     )
+
+
+def _probe(scheduler: str) -> None:
+    """Check that a Dask scheduler answers before anything is written."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SchedulerError(
+            "--scheduler needs Dask: pip install 'tokenflow[dask]'"
+        ) from None
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    try:
+        Client(scheduler, timeout="10s").close()
+    except (OSError, TimeoutError) as err:
+        raise SchedulerError(
+            f"--scheduler {scheduler}: no Dask scheduler answers there ({err})"
+        ) from None
 
 
 def _record(out: Path, spec: RunSpec, outcome, counts: SweepCounts, bar) -> None:

@@ -11,6 +11,7 @@ import mesa
 import numpy as np
 
 from agents import profiles
+from markets import units
 from scenarios.schema import BidBlock, Demand
 
 
@@ -97,6 +98,9 @@ class ConsumerAgent(mesa.Agent):
         self.elastic = elastic
         self.utc_offset_h = model.scenario.nodes[node].utc_offset_h
         self.node_index = list(model.scenario.nodes).index(node)
+        self.workload_index = {k: i for i, k in enumerate(model.scenario.workloads)}
+        # The scenario's own bid blocks come first in a workload's bid.
+        self.own_blocks = {d.workload: len(d.bids) for d in demand}
         windows = model.scenario.consumers.deferrable_window_h
         self.deferrable = {
             d.workload: max(1, round(windows[d.workload] / model.step_hours))
@@ -192,25 +196,20 @@ class ConsumerAgent(mesa.Agent):
         its (lmp, served) grids, of the benchmark."""
         market = self._shares(self._bids, served_grid)
         self.served_value_usd = sum(self._value(k, *x) for k, x in market.items())
-        self._settle(self.backlogs, self._bids, market, lmp_grid)
+        self._settle(self.backlogs, market, lmp_grid)
         if benchmark is not None and self.benchmark_world:
-            shares = self._shares(self._benchmark_bids, benchmark[1])
-            self._settle(
-                self.benchmark_backlogs, self._benchmark_bids, shares, benchmark[0]
-            )
+            deferred = {k: self._benchmark_bids[k] for k in self.benchmark_backlogs}
+            shares = self._shares(deferred, benchmark[1])
+            self._settle(self.benchmark_backlogs, shares, benchmark[0])
 
     def _shares(self, bids: dict[str, Demand], served_grid: np.ndarray) -> dict:
-        workloads = list(self.model.scenario.workloads)
-        column = served_grid[:, self.node_index].tolist()
-        return {
-            k: _allocate(bids[k], x if x == x else 0.0)  # NaN: nothing served
-            for k, x in zip(workloads, column, strict=True)
-            if k in bids
-        }
-
-    def _own_blocks(self, workload: str) -> int:
-        """How many of a workload's bid blocks are the scenario's own bids."""
-        return len(next(d for d in self.base_demand if d.workload == workload).bids)
+        column = served_grid[:, self.node_index]
+        shares = {}
+        for k, bid in bids.items():
+            served = float(column[self.workload_index[k]])
+            # NaN: no service at all.
+            shares[k] = _allocate(bid, served if served == served else 0.0)
+        return shares
 
     def _value(self, workload: str, hard: float, blocks: list[float]) -> float:
         """What the served tokens are worth to the consumer, USD over the step.
@@ -224,22 +223,24 @@ class ConsumerAgent(mesa.Agent):
         hard_value = self.model.scenario.shed_penalty_usd_per_mtok or 0.0
         values = [b.value_usd_per_mtok for b in self._bids[workload].bids]
         if workload in self.deferrable:
-            curve = self._curve(workload)
-            mean = hard_value
-            if curve:
-                total = sum(b.share for b in curve)
-                mean = sum(b.share * b.value_usd_per_mtok for b in curve) / total
-            values[-1] = mean
+            values[-1] = self._mean_value(workload, hard_value)
         value = hard * hard_value
         value += sum(x * v for x, v in zip(blocks, values, strict=True))
         return _usd(value, self.model.step_hours)
 
-    def _settle(self, backlogs, bids, shares, lmp_grid) -> None:
-        workloads = list(self.model.scenario.workloads)
+    def _mean_value(self, workload: str, otherwise: float) -> float:
+        """Share-weighted mean of a workload's willingness to pay."""
+        curve = self._curve(workload)
+        if not curve:
+            return otherwise
+        total = sum(b.share for b in curve)
+        return sum(b.share * b.value_usd_per_mtok for b in curve) / total
+
+    def _settle(self, backlogs, shares, lmp_grid) -> None:
         for workload, backlog in backlogs.items():
             hard, blocks = shares[workload]
-            served = hard + sum(blocks[self._own_blocks(workload) :])
-            lmp = float(lmp_grid[workloads.index(workload), self.node_index])
+            served = hard + sum(blocks[self.own_blocks[workload] :])
+            lmp = float(lmp_grid[self.workload_index[workload], self.node_index])
             backlog.settle(self.model.steps, served, lmp)
 
     @property
@@ -270,4 +271,4 @@ def _allocate(bid: Demand, served_tokens_per_s: float):
 
 def _usd(tokens_per_s_times_usd_per_mtok: float, step_hours: float) -> float:
     """(tokens/s x USD per million tokens) over a step, in USD."""
-    return tokens_per_s_times_usd_per_mtok / 1e6 * 3600.0 * step_hours
+    return units.usd_per_h(tokens_per_s_times_usd_per_mtok) * step_hours

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from markets import units
 from markets.result import Settlement
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class DesignResult:
     def _delivered_payments_usd_per_h(self) -> float:
         _, served = self.demand_grid
         payments = np.nansum(self.lmp_grid * served)
-        return float(payments) * 3600.0 / 1e6
+        return units.usd_per_h(float(payments))
 
     @cached_property
     def asset_revenue_usd_per_h(self) -> np.ndarray:

@@ -164,7 +164,7 @@ class ClearingResult:
         served = self.served_tokens_per_s
         model = self._model
         lmp = self._prices.lmp_usd_per_mtok[model.pair_workload, model.pair_node]
-        payments = float(np.nansum(lmp * served)) * units.SECONDS_PER_HOUR / 1e6
+        payments = units.usd_per_h(float(np.nansum(lmp * served)))
         revenue = float(self.asset_revenue_usd_per_h.sum())
         capacity = np.array([link.capacity_gbps for link in self._model.scenario.links])
         rents = float(np.dot(self._prices.link_usd_per_gbps_h, capacity))

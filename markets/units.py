@@ -48,3 +48,8 @@ def gbps_per_mtok_s(bits_per_token: float) -> float:
 def gb_per_hour_per_mtok_s(bits_per_token: float) -> float:
     """Gigabytes moved per hour by 1 Mtok/s of a payload in bits per token."""
     return bits_per_token * TOKENS_PER_MTOK * SECONDS_PER_HOUR / BITS_PER_GB
+
+
+def usd_per_h(tokens_per_s_times_usd_per_mtok: float) -> float:
+    """Tokens/s served at a price in USD per million tokens, in USD per hour."""
+    return tokens_per_s_times_usd_per_mtok * SECONDS_PER_HOUR / TOKENS_PER_MTOK

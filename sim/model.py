@@ -132,9 +132,8 @@ class TokenFlowModel(mesa.Model):
             by_owner[asset.owner].append(asset)
         strategies = {owner: self._strategy_of(owner) for owner in sorted(by_owner)}
         # With every provider truthful the benchmark is the market itself.
-        self.benchmark = benchmark and not all(
-            isinstance(s, Truthful) for s in strategies.values()
-        )
+        self.all_truthful = all(isinstance(s, Truthful) for s in strategies.values())
+        self.benchmark = benchmark and not self.all_truthful
 
         by_node = defaultdict(list)
         for demand in self.scenario.demand:
@@ -198,11 +197,12 @@ class TokenFlowModel(mesa.Model):
         now = self.time_utc
         self.true_costs = self.costs.costs(now)
         demand = self._bids(now)
-        offers = self._offers()
+        context = OfferContext(self.steps, self._cost_map(), self.rng)
+        offers = self._offers(context)
         tick = self._lap("agents", tick)
 
         result = self.operator.clear(demand, offers)
-        competitive = self._competitive(result)
+        competitive = self._competitive(result, context)
         self.last_result = result
         tick = self._lap("clearing", tick)
 
@@ -255,29 +255,24 @@ class TokenFlowModel(mesa.Model):
             for a, c in zip(self.scenario.assets, self.true_costs, strict=True)
         }
 
-    def _offers(self) -> dict:
-        context = OfferContext(self.steps, self._cost_map(), self.rng)
+    def _offers(self, context: OfferContext) -> dict:
         offers = {}
         for provider in self.agents_by_type[ProviderAgent]:
             offers.update(provider.submit_offers(context))
         return offers
 
-    def _competitive(self, result: ClearingResult) -> ClearingResult | None:
+    def _competitive(
+        self, result: ClearingResult, context: OfferContext
+    ) -> ClearingResult | None:
         """The step cleared with truthful offers in the benchmark's world (the
         market itself when every provider is truthful; None when off)."""
         if not self.benchmark:
-            return result if self._all_truthful() else None
-        context = OfferContext(self.steps, self._cost_map(), self.rng)
+            return result if self.all_truthful else None
         truthful = ladder(list(self.scenario.assets), context, 0.0)
         demand = []
         for consumer in self.agents_by_type[ConsumerAgent]:
             demand.extend(consumer.benchmark_bids())
         return self.operator.clear_competitive(demand, truthful)
-
-    def _all_truthful(self) -> bool:
-        return all(
-            isinstance(p.strategy, Truthful) for p in self.agents_by_type[ProviderAgent]
-        )
 
     def _book(self, competitive: ClearingResult | None) -> None:
         benchmark = None

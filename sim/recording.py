@@ -113,21 +113,21 @@ MODEL_REPORTERS = {
 
 def record_tables(model, result, competitive) -> None:
     """Add this step's rows to the prices, links, assets and unserved tables."""
-    _prices(model, result, competitive)
-    _links(model, result)
-    _assets(model, result)
+    when = {"step": model.steps, "time_utc": model.time_utc, "hour_utc": model.hour_utc}
+    _prices(model, when, result, competitive)
+    _links(model, when, result)
+    _assets(model, when, result)
     if result.status != "optimal" or result.shedding:
         for row in result.unserved.itertuples(index=False):
             model.datacollector.add_table_row(
                 "unserved",
-                {"step": model.steps, "hour_utc": model.hour_utc, **row._asdict()},
+                {"step": when["step"], "hour_utc": when["hour_utc"], **row._asdict()},
                 ignore_missing=True,
             )
 
 
-def _prices(model, result, competitive) -> None:
+def _prices(model, when: dict, result, competitive) -> None:
     sc, add = model.scenario, model.datacollector.add_table_row
-    step, time, hour = model.steps, model.time_utc, model.hour_utc
     lmp, (demand, served) = result.lmp_grid, result.demand_grid
     benchmark = (
         competitive.lmp_grid if competitive is not None else np.full_like(lmp, np.nan)
@@ -137,9 +137,7 @@ def _prices(model, result, competitive) -> None:
             add(
                 "prices",
                 {
-                    "step": step,
-                    "time_utc": time,
-                    "hour_utc": hour,
+                    **when,
                     "workload": workload,
                     "node": node,
                     "lmp_usd_per_mtok": float(lmp[i, j]),
@@ -150,7 +148,7 @@ def _prices(model, result, competitive) -> None:
             )
 
 
-def _links(model, result) -> None:
+def _links(model, when: dict, result) -> None:
     sc, hours = model.scenario, model.step_hours
     flow, price = result.link_flow_gbps, result.link_price_usd_per_gbps_h
     for link, f, p in zip(sc.links, flow, price, strict=True):
@@ -158,9 +156,7 @@ def _links(model, result) -> None:
         model.datacollector.add_table_row(
             "links",
             {
-                "step": model.steps,
-                "time_utc": model.time_utc,
-                "hour_utc": model.hour_utc,
+                **when,
                 "link": link.id,
                 "a": link.a,
                 "b": link.b,
@@ -174,7 +170,7 @@ def _links(model, result) -> None:
         )
 
 
-def _assets(model, result) -> None:
+def _assets(model, when: dict, result) -> None:
     sc, hours = model.scenario, model.step_hours
     used, price = result.gpus_used, result.compute_price_usd_per_gpu_hour
     revenue = result.asset_revenue_usd_per_h * hours
@@ -186,8 +182,8 @@ def _assets(model, result) -> None:
         model.datacollector.add_table_row(
             "assets",
             {
-                "step": model.steps,
-                "hour_utc": model.hour_utc,
+                "step": when["step"],
+                "hour_utc": when["hour_utc"],
                 "asset": asset.id,
                 "node": asset.node,
                 "owner": asset.owner,

@@ -170,8 +170,17 @@ def run_sweep(
     """
     out = Path(out)
     check_scheduler(scheduler)
-    if scheduler not in (None, "local"):
-        _probe(scheduler)
+    client = None if scheduler in (None, "local") else _connect(scheduler)
+    try:
+        return _run(
+            sweep, out, workers, scheduler, client, progress, monitor, in_process
+        )
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _run(sweep, out, workers, scheduler, client, progress, monitor, in_process):
     prepare_out(out, sweep)
     specs = sweep.runs()
     done = finished_ids(out)
@@ -189,12 +198,17 @@ def run_sweep(
     cores = os.cpu_count() or 1
     workers = min(workers or cores, len(todo), MAX_WORKERS_PER_CORE * cores)
     bar = tqdm(total=len(todo), unit="run", desc=sweep.name, disable=not progress)
-    bar.monitor = monitor
+
+    def tick() -> None:
+        bar.update(1)
+        if monitor is not None:
+            monitor(counts)
+
     try:
         if scheduler is None:
-            _run_local(todo, out, workers, counts, bar, in_process)
+            _run_local(todo, out, workers, counts, tick, in_process)
         else:
-            _run_dask(todo, out, workers, scheduler, counts, bar)
+            _run_dask(todo, out, workers, client, counts, tick)
     finally:
         bar.close()
     return counts
@@ -210,25 +224,30 @@ def check_scheduler(scheduler: str | None) -> None:
     )
 
 
-def _probe(scheduler: str) -> None:
-    """Check that a Dask scheduler answers before anything is written."""
+def _dask():
+    """The distributed package, its cluster start/stop logs kept for -v."""
     try:
-        from distributed import Client
+        import distributed
     except ImportError:
         raise SchedulerError(
             "--scheduler needs Dask: pip install 'tokenflow[dask]'"
         ) from None
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("distributed").setLevel(logging.WARNING)
+    return distributed
+
+
+def _connect(scheduler: str):
+    """A client of a running Dask scheduler, before anything is written."""
     try:
-        Client(scheduler, timeout="10s").close()
+        return _dask().Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as err:
         raise SchedulerError(
             f"--scheduler {scheduler}: no Dask scheduler answers there ({err})"
         ) from None
 
 
-def _record(out: Path, spec: RunSpec, outcome, counts: SweepCounts, bar) -> None:
+def _record(out: Path, spec: RunSpec, outcome, counts: SweepCounts, tick) -> None:
     """Write a finished run's row, or its error; never stop the sweep."""
     failed = out / "failed" / f"{spec.run_id}.json"
     status, payload = outcome
@@ -246,24 +265,22 @@ def _record(out: Path, spec: RunSpec, outcome, counts: SweepCounts, bar) -> None
         os.replace(temporary, target)
         failed.unlink(missing_ok=True)
         counts.runs_done += 1
-    bar.update(1)
-    if getattr(bar, "monitor", None) is not None:
-        bar.monitor(counts)
+    tick()
 
 
 def _run_local(
-    todo: list[RunSpec], out, workers: int, counts, bar, in_process: bool = True
+    todo: list[RunSpec], out, workers: int, counts, tick, in_process: bool = True
 ) -> None:
     if workers == 1 and in_process:
         for spec in todo:
-            _record(out, spec, _attempt(spec.to_dict()), counts, bar)
+            _record(out, spec, _attempt(spec.to_dict()), counts, tick)
         return
     queue = list(reversed(todo))
     while queue:
-        queue = _pool_pass(queue, out, workers, counts, bar)
+        queue = _pool_pass(queue, out, workers, counts, tick)
 
 
-def _pool_pass(queue: list[RunSpec], out, workers: int, counts, bar) -> list:
+def _pool_pass(queue: list[RunSpec], out, workers: int, counts, tick) -> list:
     """Run the queue on one process pool; if a worker process dies, record its
     runs as failed and return what was not started, for a fresh pool."""
     context = multiprocessing.get_context("spawn")
@@ -289,9 +306,9 @@ def _pool_pass(queue: list[RunSpec], out, workers: int, counts, bar) -> list:
                     lost = [spec, *running.values()]
                     for run in lost:
                         error = "the worker process running it died"
-                        _record(out, run, ("error", {"error": error}), counts, bar)
+                        _record(out, run, ("error", {"error": error}), counts, tick)
                     return queue
-                _record(out, spec, outcome, counts, bar)
+                _record(out, spec, outcome, counts, tick)
     except BaseException:
         for future in running:
             future.cancel()
@@ -313,33 +330,20 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _run_dask(todo: list[RunSpec], out, workers: int, scheduler: str, counts, bar):
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError as err:
-        raise SweepOutputError(
-            out, "--scheduler needs Dask: pip install 'tokenflow[dask]'"
-        ) from err
-    if not logging.getLogger().isEnabledFor(logging.INFO):
-        # Dask logs its cluster's start and stop at INFO; keep them for -v.
-        logging.getLogger("distributed").setLevel(logging.WARNING)
+def _run_dask(todo: list[RunSpec], out, workers: int, client, counts, tick):
+    """Run on the connected client's cluster, or on a local one if None."""
+    distributed = _dask()
     cluster = None
-    if scheduler == "local":
-        cluster = LocalCluster(
+    if client is None:
+        cluster = distributed.LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             host="127.0.0.1",
         )
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError) as err:
-            raise SchedulerError(
-                f"--scheduler {scheduler}: no Dask scheduler answers there ({err})"
-            ) from None
+        client = distributed.Client(cluster)
+    as_completed = distributed.as_completed
     try:
         queue = list(reversed(todo))
         running = as_completed()
@@ -352,7 +356,7 @@ def _run_dask(todo: list[RunSpec], out, workers: int, scheduler: str, counts, ba
             running.add(future)
         for future in running:
             spec = specs.pop(future.key)
-            _record(out, spec, future.result(), counts, bar)
+            _record(out, spec, future.result(), counts, tick)
             future.release()
             if queue:
                 spec = queue.pop()
@@ -360,8 +364,9 @@ def _run_dask(todo: list[RunSpec], out, workers: int, scheduler: str, counts, ba
                 specs[nxt.key] = spec
                 running.add(nxt)
     finally:
-        client.close()
+        # A client given by the caller is closed by the caller.
         if cluster is not None:
+            client.close()
             cluster.close()
 
 

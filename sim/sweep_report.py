@@ -189,6 +189,22 @@ def _label(row: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in row.items()) or "all runs"
 
 
+def _combinations(frame: pd.DataFrame, params: list[str]) -> list:
+    """(label, rows) for every combination of the parameters' values, in
+    order of appearance; one ("all runs", frame) when there are none."""
+    if not params:
+        return [(_label({}), frame)]
+    keys = [f"param_{p}" for p in params]
+    return [
+        (_label(dict(zip(params, _tuple(values), strict=True))), part)
+        for values, part in frame.groupby(keys, dropna=False, sort=False)
+    ]
+
+
+def _tuple(values) -> tuple:
+    return values if isinstance(values, tuple) else (values,)
+
+
 def _against(results, swept, param, axis):
     """Metrics against a numeric parameter; a line per other combination."""
     x_name, x = axis
@@ -197,13 +213,10 @@ def _against(results, swept, param, axis):
     fig, axes = plt.subplots(
         1, len(PLOTTED), figsize=(11, 4.2), layout="constrained", squeeze=False
     )
-    keys = [f"param_{p}" for p in others]
-    combos = frame.groupby(keys, dropna=False, sort=False) if keys else [((), frame)]
+    combos = _combinations(frame, others)
     for ax, metric in zip(axes[0], PLOTTED, strict=True):
-        for values, part in combos:
-            values = values if isinstance(values, tuple) else (values,)
+        for label, part in combos:
             stats = part.groupby("_x")[metric].agg(["mean", "std"]).sort_index()
-            label = _label(dict(zip(others, values, strict=True)))
             ax.errorbar(
                 stats.index,
                 stats["mean"],
@@ -228,17 +241,11 @@ def _designs(results, swept):
     """Each metric per design; bars for the other swept combinations."""
     others = [p for p in swept if p != "design"]
     designs = list(dict.fromkeys(results["param_design"]))
-    keys = [f"param_{p}" for p in others]
-    combos = (
-        list(results.groupby(keys, dropna=False, sort=False))
-        if keys
-        else [((), results)]
-    )
+    combos = _combinations(results, others)
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), layout="constrained")
     width = 0.8 / max(len(combos), 1)
     for ax, metric in zip(axes.flat, DESIGN_PANELS, strict=True):
-        for i, (values, part) in enumerate(combos):
-            values = values if isinstance(values, tuple) else (values,)
+        for i, (label, part) in enumerate(combos):
             stats = part.groupby("param_design")[metric].agg(["mean", "std"])
             stats = stats.reindex(designs)
             ax.bar(
@@ -247,7 +254,7 @@ def _designs(results, swept):
                 width=width,
                 yerr=stats["std"].fillna(0.0),
                 capsize=2,
-                label=_label(dict(zip(others, values, strict=True))),
+                label=label,
             )
         ax.set_xticks(range(len(designs)), designs)
         ax.set_ylabel(METRICS[metric])
@@ -263,10 +270,7 @@ def _bars(results, swept):
     stats = results.groupby(keys, dropna=False, sort=False)[list(PLOTTED)].agg(
         ["mean", "std"]
     )
-    labels = [
-        _label(dict(zip(swept, v if isinstance(v, tuple) else (v,), strict=True)))
-        for v in stats.index
-    ]
+    labels = [_label(dict(zip(swept, _tuple(v), strict=True))) for v in stats.index]
     height = max(4.5, 1.5 + 0.35 * len(labels))
     fig, axes = plt.subplots(
         1, len(PLOTTED), figsize=(13, height), layout="constrained", sharey=True

@@ -23,6 +23,7 @@ import itertools
 import math
 
 import pytest
+from builders import scenario_dict
 
 from markets import clear
 from scenarios import scenario_from_dict
@@ -76,23 +77,11 @@ def _demand(node, tokens_per_s=None, workload="chat", bids=None):
 
 
 def _scenario(name, nodes, assets, links, workloads, thr, demand, **extra):
-    """A scenario dict; workloads maps id -> (latency_limit_ms, bits_per_token)."""
-    data = {
-        "name": name,
-        "bandwidth_model": "transfer",
-        "token_equivalent_bits": 400,
-        "nodes": nodes,
-        "asset_types": {"g": {"tokens_per_s_per_gpu": thr}},
-        "assets": assets,
-        "links": links,
-        "workloads": {
-            k: {"latency_limit_ms": lim, "bits_per_token": bits}
-            for k, (lim, bits) in workloads.items()
-        },
-        "demand": demand,
-    }
-    data.update(extra)
-    return data
+    """A scenario dict of one asset type `g`; workloads maps id ->
+    (latency_limit_ms, bits_per_token)."""
+    return scenario_dict(
+        name, nodes, {"g": thr}, assets, links, workloads, demand, **extra
+    )
 
 
 def _clear(data):

@@ -648,28 +648,17 @@ def test_marginal_prices_by_finite_differences(data):
     check_marginal(sc, r, [(k, s) for k in sc.workloads for s in sc.nodes])
 
 
+@pytest.mark.parametrize(
+    "check",
+    [check_decomposition, check_revenue_adequacy, check_complementary_slackness],
+    ids=["price_decomposition", "revenue_adequacy", "complementary_slackness"],
+)
 @EXAMPLES
 @given(markets())
-def test_price_decomposition(data):
+def test_identity_on_random_markets(check, data):
     sc, r = clear_dict(data)
     assume(r.status == "optimal")
-    check_decomposition(sc, r)
-
-
-@EXAMPLES
-@given(markets())
-def test_revenue_adequacy(data):
-    sc, r = clear_dict(data)
-    assume(r.status == "optimal")
-    check_revenue_adequacy(sc, r)
-
-
-@EXAMPLES
-@given(markets())
-def test_complementary_slackness(data):
-    sc, r = clear_dict(data)
-    assume(r.status == "optimal")
-    check_complementary_slackness(sc, r)
+    check(sc, r)
 
 
 # ---------------------------------------------------------------- infeasibility

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from builders import asset_dict, demand_dict, link_dict, node_dicts, scenario_dict
 
 from markets import clear
 from scenarios import load_scenario, scenario_from_dict, with_overrides
@@ -14,38 +15,19 @@ from sim.output import OutputError, OutputExistsError
 def _two_node(demand_tokens_per_s: float, **extra) -> dict:
     # A: 2000 GPUs at 2.0, B: 1000 GPUs at 3.0, 1000 chat tokens/s per GPU; the
     # link carries 1e6 tokens/s. B can be served at most 1e6 + 1e6 = 2e6.
-    return {
-        "name": "edge",
-        "bandwidth_model": "transfer",
-        "token_equivalent_bits": 400,
-        "nodes": {
-            "A": {"name": "A", "lat": 0, "lon": 0, "utc_offset_h": 0},
-            "B": {"name": "B", "lat": 0, "lon": 1, "utc_offset_h": 0},
-        },
-        "asset_types": {"g": {"tokens_per_s_per_gpu": {"chat": 1000}}},
-        "assets": [
-            {
-                "node": "A",
-                "type": "g",
-                "gpus": 2000,
-                "cost_usd_per_gpu_hour": 2.0,
-                "owner": "a",
-            },
-            {
-                "node": "B",
-                "type": "g",
-                "gpus": 1000,
-                "cost_usd_per_gpu_hour": 3.0,
-                "owner": "b",
-            },
+    return scenario_dict(
+        "edge",
+        node_dicts("AB"),
+        {"g": {"chat": 1000}},
+        [
+            asset_dict("A/g", "A", "g", 2000, 2.0, owner="a"),
+            asset_dict("B/g", "B", "g", 1000, 3.0, owner="b"),
         ],
-        "links": [{"a": "A", "b": "B", "capacity_gbps": 0.1, "latency_ms": 10}],
-        "workloads": {"chat": {"latency_limit_ms": 100, "bits_per_token": 100}},
-        "demand": [
-            {"node": "B", "workload": "chat", "tokens_per_s": demand_tokens_per_s}
-        ],
+        [link_dict("A", "B", 0.1, 10)],
+        {"chat": (100, 100)},
+        [demand_dict("B", "chat", demand_tokens_per_s)],
         **extra,
-    }
+    )
 
 
 @pytest.mark.parametrize("excess", [0.002, 0.02, 0.2, 5.0])
